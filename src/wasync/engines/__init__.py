@@ -1,0 +1,1 @@
+"""WhatsApp engines: the port (`base`) and its implementations."""

@@ -1,0 +1,127 @@
+"""The engine port: what a WhatsApp engine offers, in domain types only.
+
+Two implementations exist: `simulator` (a deterministic fake network, used by tests,
+benchmarks and `wasync demo`) and `neonize` (real WhatsApp through whatsmeow). The
+sync layer, API and UI read `capabilities` and say plainly what an engine cannot do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from wasync.domain.events import Event, SessionStatus
+from wasync.domain.models import (
+    Chat,
+    Contact,
+    Group,
+    MediaInfo,
+    Message,
+    MessageAnchor,
+    PictureResult,
+)
+from wasync.errors import WasyncError
+
+
+class EngineError(WasyncError):
+    """An engine call failed. `transient` says whether trying again may help."""
+
+    transient: bool = False
+
+
+class TransientEngineError(EngineError):
+    transient = True
+
+
+class NotConnected(TransientEngineError):
+    pass
+
+
+class RateLimited(TransientEngineError):
+    """WhatsApp said "slow down" (429 rate-overlimit)."""
+
+    def __init__(self, message: str = "rate limited by WhatsApp", retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class HistoryTimeout(TransientEngineError):
+    """A history request got no answer in time."""
+
+
+class CapabilityMissing(EngineError):
+    """The engine cannot do this at all (for example on-demand history on neonize 0.5.2)."""
+
+
+class MediaGone(EngineError):
+    """The media expired on WhatsApp's servers (404/410): it can no longer be downloaded."""
+
+
+class LoggedOutError(EngineError):
+    """The session was logged out, replaced or banned: re-pairing is needed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    on_demand_history: bool = False
+    pair_code: bool = False
+    list_chats: bool = False
+    list_contacts: bool = False
+    list_groups: bool = False
+    profile_pictures: bool = False
+    media_download: bool = False
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """One WhatsApp account's connection."""
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    @property
+    def status(self) -> SessionStatus: ...
+
+    async def connect(self) -> None:
+        """Connect (and, for a new session, start pairing: PairingCode events follow)."""
+
+    async def disconnect(self) -> None: ...
+
+    async def logout(self) -> None: ...
+
+    def events(self) -> AsyncIterator[Event]:
+        """Live push of domain events. One consumer; ends after `disconnect()`."""
+        ...
+
+    async def pair_phone(self, phone: str) -> str:
+        """Ask for a phone pair code (8 characters) to type on the phone."""
+        ...
+
+    async def list_contacts(self) -> list[Contact]: ...
+
+    async def list_groups(self) -> list[Group]: ...
+
+    async def list_chats(self) -> list[Chat]: ...
+
+    async def request_history(
+        self, chat_jid: str, before: MessageAnchor | None, count: int
+    ) -> list[Message]:
+        """Up to `count` messages of `chat_jid` older than `before` (the newest when None).
+
+        Newest first, as WhatsApp sends them. Fewer than `count` means the start of the
+        chat was reached. Raises HistoryTimeout, CapabilityMissing or EngineError.
+        """
+        ...
+
+    async def profile_picture(self, jid: str, existing_id: str | None) -> PictureResult:
+        """The current picture of a contact or group.
+
+        With `existing_id`, an unchanged picture answers PictureUnchanged and costs no
+        download. Raises RateLimited or TransientEngineError.
+        """
+        ...
+
+    async def download(self, media: MediaInfo) -> bytes:
+        """The plaintext bytes of a message's media. Raises MediaGone when expired."""
+        ...

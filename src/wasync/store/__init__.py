@@ -1,0 +1,1 @@
+"""The SQL mirror: schema, migrations, idempotent writes, queries and the jobs queue."""

@@ -1,0 +1,156 @@
+"""Opening the database: URL handling, SQLite pragmas, transactions, migrations.
+
+SQLite is the embedded default (a file in the data directory, WAL mode); PostgreSQL
+is chosen by URL when several processes or machines share the work. Writes and reads
+are explicit: `db.write()` opens a write transaction (on SQLite `BEGIN IMMEDIATE`, so
+two writers queue on the busy timeout instead of failing half-way), `db.read()` a
+read-only one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.pool import StaticPool
+
+from wasync.errors import ConfigError, StoreError
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def normalize_url(url: str) -> str:
+    """Accept the URL spellings people paste and pick wasync's drivers.
+
+    `postgres://` and `postgresql://` use psycopg 3; a bare path means SQLite.
+    """
+    url = url.strip()
+    if not url:
+        raise ConfigError("the database URL is empty")
+    if re.match(r"^postgres(ql)?://", url):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if "://" not in url:
+        return "sqlite:///" + str(Path(url).expanduser())
+    return url
+
+
+def sqlite_url_for(data_dir: Path) -> str:
+    return f"sqlite:///{data_dir / 'wasync.db'}"
+
+
+def _redacted(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable URL>"
+
+
+class Database:
+    """One database: a write path and a read path over SQLAlchemy engines."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = normalize_url(url)
+        try:
+            parsed = make_url(self.url)
+        except ArgumentError as exc:
+            raise ConfigError(f"not a database URL: {_redacted(self.url)}") from exc
+        self.dialect = parsed.get_backend_name()
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise ConfigError(
+                f"unsupported database {self.dialect!r}: use sqlite:///path or postgresql://"
+            )
+        self.is_sqlite = self.dialect == "sqlite"
+        if self.is_sqlite:
+            self._writer = self._sqlite_engine(parsed.database, immediate=True, echo=echo)
+            self._reader = (
+                self._writer
+                if self._in_memory(parsed.database)
+                else self._sqlite_engine(parsed.database, immediate=False, echo=echo)
+            )
+        else:
+            self._writer = create_engine(
+                self.url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=10
+            )
+            self._reader = self._writer
+
+    @staticmethod
+    def _in_memory(database: str | None) -> bool:
+        return not database or database == ":memory:"
+
+    def _sqlite_engine(self, database: str | None, *, immediate: bool, echo: bool) -> Engine:
+        if not self._in_memory(database):
+            assert database is not None
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(
+                self.url,
+                echo=echo,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+            )
+        else:
+            # One shared connection, or every checkout would see a new empty database.
+            engine = create_engine(
+                "sqlite://",
+                echo=echo,
+                poolclass=StaticPool,
+                connect_args={"check_same_thread": False},
+            )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Take transaction control from pysqlite so BEGIN is ours to choose.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            if not self._in_memory(database):
+                cur.execute("PRAGMA journal_mode = WAL")
+            cur.execute("PRAGMA synchronous = NORMAL")
+            cur.execute("PRAGMA foreign_keys = ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+
+    @property
+    def engine(self) -> Engine:
+        """The write engine (migrations, tools)."""
+        return self._writer
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction: committed on success, rolled back on error."""
+        try:
+            with self._writer.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreError(f"database write failed: {exc.orig}") from exc
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        try:
+            with self._reader.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreError(f"database read failed: {exc.orig}") from exc
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (idempotent)."""
+        from wasync.store.migrate import upgrade
+
+        upgrade(self)
+
+    def close(self) -> None:
+        self._writer.dispose()
+        if self._reader is not self._writer:
+            self._reader.dispose()
+
+    def __repr__(self) -> str:
+        return f"Database({_redacted(self.url)})"

@@ -1,0 +1,161 @@
+"""Read side of the mirror: summaries and keyset-paginated lists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, or_, select
+
+from wasync.domain.models import Message, MessageKind, SyncState
+from wasync.store.pagination import decode_cursor, encode_cursor
+from wasync.store.rows import message_from_row
+from wasync.store.schema import (
+    chats,
+    contacts,
+    group_participants,
+    groups,
+    messages,
+    reactions,
+    sessions,
+    sync_state,
+)
+
+MAX_PAGE = 500
+
+
+def summary(conn: Connection, session_id: int | None = None) -> dict[str, int]:
+    """Row counts of what the mirror holds (for one session, or all)."""
+
+    def count(table: Any, *where: Any) -> int:
+        stmt = select(func.count()).select_from(table)
+        if session_id is not None:
+            stmt = stmt.where(table.c.session_id == session_id)
+        for w in where:
+            stmt = stmt.where(w)
+        return int(conn.execute(stmt).scalar_one())
+
+    n_sessions = (
+        1
+        if session_id is not None
+        else int(conn.execute(select(func.count()).select_from(sessions)).scalar_one())
+    )
+    return {
+        "sessions": n_sessions,
+        "contacts": count(contacts),
+        "chats": count(chats),
+        "individual_chats": count(chats, chats.c.kind == "individual"),
+        "groups": count(groups),
+        "group_participants": count(group_participants),
+        "messages": count(messages, messages.c.kind != MessageKind.UNKNOWN.value),
+        "reactions": count(reactions, reactions.c.emoji.is_not(None)),
+        "chats_with_errors": count(sync_state, sync_state.c.last_error.is_not(None)),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def _clamp(limit: int) -> int:
+    return max(1, min(limit, MAX_PAGE))
+
+
+def list_chats(
+    conn: Connection,
+    session_id: int,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+    search: str | None = None,
+    kind: str | None = None,
+) -> Page:
+    """Chats by last activity, newest first; keyset on (last_message_at, jid)."""
+    limit = _clamp(limit)
+    activity = func.coalesce(chats.c.last_message_at, -1)
+    stmt = select(chats).where(chats.c.session_id == session_id)
+    if kind:
+        stmt = stmt.where(chats.c.kind == kind)
+    if search:
+        stmt = stmt.where(func.lower(chats.c.name).contains(search.lower(), autoescape=True))
+    if cursor:
+        ts, jid = decode_cursor(cursor, (int, str))
+        stmt = stmt.where(or_(activity < ts, and_(activity == ts, chats.c.jid < jid)))
+    stmt = stmt.order_by(activity.desc(), chats.c.jid.desc()).limit(limit + 1)
+    rows = [dict(r._mapping) for r in conn.execute(stmt)]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    nxt = None
+    if more:
+        last = rows[-1]
+        last_ts = last["last_message_at"] if last["last_message_at"] is not None else -1
+        nxt = encode_cursor(last_ts, last["jid"])
+    return Page(rows, nxt)
+
+
+def list_messages(
+    conn: Connection,
+    session_id: int,
+    chat_jid: str,
+    *,
+    limit: int = 50,
+    before: str | None = None,
+    after: str | None = None,
+) -> Page:
+    """Messages of a chat, newest first (or oldest first after `after`).
+
+    Keyset on (timestamp, id): rows inserted meanwhile never shift a page.
+    """
+    limit = _clamp(limit)
+    m = messages.c
+    stmt = select(messages).where(m.session_id == session_id, m.chat_jid == chat_jid)
+    ascending = False
+    if before:
+        ts, rid = decode_cursor(before, (int, int))
+        stmt = stmt.where(or_(m.timestamp < ts, and_(m.timestamp == ts, m.id < rid)))
+    if after:
+        ts, rid = decode_cursor(after, (int, int))
+        stmt = stmt.where(or_(m.timestamp > ts, and_(m.timestamp == ts, m.id > rid)))
+        ascending = True
+    order = (m.timestamp.asc(), m.id.asc()) if ascending else (m.timestamp.desc(), m.id.desc())
+    rows = [dict(r._mapping) for r in conn.execute(stmt.order_by(*order).limit(limit + 1))]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    nxt = encode_cursor(rows[-1]["timestamp"], rows[-1]["id"]) if more else None
+    return Page(rows, nxt)
+
+
+def all_messages(conn: Connection, session_id: int, chat_jid: str | None = None) -> list[Message]:
+    """Every real message (placeholders excluded), oldest first. For tools and tests."""
+    m = messages.c
+    stmt = select(messages).where(m.session_id == session_id, m.kind != MessageKind.UNKNOWN.value)
+    if chat_jid is not None:
+        stmt = stmt.where(m.chat_jid == chat_jid)
+    stmt = stmt.order_by(m.chat_jid, m.timestamp, m.id)
+    return [message_from_row(r) for r in conn.execute(stmt)]
+
+
+def get_sync_state(conn: Connection, session_id: int, chat_jid: str) -> SyncState | None:
+    row = conn.execute(
+        select(sync_state).where(
+            sync_state.c.session_id == session_id, sync_state.c.chat_jid == chat_jid
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    data = dict(row._mapping)
+    data.pop("session_id")
+    data.pop("last_error_at")
+    data["fully_synced"] = bool(data["fully_synced"])
+    return SyncState(**data)
+
+
+def failed_chats(conn: Connection, session_id: int) -> list[tuple[str, str]]:
+    rows = conn.execute(
+        select(sync_state.c.chat_jid, sync_state.c.last_error).where(
+            sync_state.c.session_id == session_id, sync_state.c.last_error.is_not(None)
+        )
+    )
+    return [(r.chat_jid, r.last_error) for r in rows]

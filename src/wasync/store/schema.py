@@ -1,0 +1,225 @@
+"""SQLAlchemy Core tables: the single description of the mirror's schema.
+
+Identity is WhatsApp's: a contact or chat by (session, jid), a message by
+(session, chat, sender, message id). Times are whole epoch seconds (BigInteger) so
+that both SQLite and PostgreSQL store and compare them exactly and cheaply; the jobs
+queue uses float seconds because its leases and back-offs need sub-second steps.
+
+Migrations (store/migrations) must produce exactly this; a test compares them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+# Autoincrementing 64-bit keys; on SQLite an INTEGER PRIMARY KEY is the rowid.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _session_fk() -> Column[int]:
+    return Column(
+        "session_id",
+        Integer,
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        primary_key=True,
+        nullable=False,
+    )
+
+
+def _avatar_columns() -> list[Column[Any]]:
+    # Filled by the avatar worker: a path served under /media/avatars/..., or the
+    # literal 'none' when WhatsApp has no picture or refuses to show it.
+    return [
+        Column("profile_picture", Text),
+        Column("profile_picture_id", String),
+        Column("profile_picture_timestamp", BigInteger),
+    ]
+
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String, nullable=False, unique=True),
+    Column("engine", String, nullable=False),
+    Column("status", String, nullable=False, server_default="disconnected"),
+    Column("status_reason", Text),
+    Column("jid", String),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    _session_fk(),
+    Column("jid", String, primary_key=True),
+    Column("name", Text),
+    Column("push_name", Text),
+    Column("business_name", Text),
+    Column("phone", String),
+    Column("lid", String),
+    *_avatar_columns(),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+chats = Table(
+    "chats",
+    metadata,
+    _session_fk(),
+    Column("jid", String, primary_key=True),
+    Column("kind", String, nullable=False),
+    Column("name", Text),
+    Column("last_message_at", BigInteger),
+    Column("unread_count", Integer, nullable=False, server_default="0"),
+    Column("archived", Boolean, nullable=False, server_default=text("false")),
+    Column("pinned", Boolean, nullable=False, server_default=text("false")),
+    Column("muted_until", BigInteger),
+    *_avatar_columns(),
+    Column("updated_at", BigInteger, nullable=False),
+    # The chat list pages by last activity (keyset on last_message_at, jid).
+    Index(None, "session_id", "last_message_at", "jid"),
+)
+
+groups = Table(
+    "groups",
+    metadata,
+    _session_fk(),
+    Column("jid", String, primary_key=True),
+    Column("name", Text),
+    Column("topic", Text),
+    Column("owner_jid", String),
+    Column("created_at", BigInteger),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+group_participants = Table(
+    "group_participants",
+    metadata,
+    _session_fk(),
+    Column("group_jid", String, primary_key=True),
+    Column("participant_jid", String, primary_key=True),
+    Column("is_admin", Boolean, nullable=False, server_default=text("false")),
+    Column("is_super_admin", Boolean, nullable=False, server_default=text("false")),
+    Column("phone", String),
+    Column("lid", String),
+    Column("display_name", Text),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("session_id", Integer, ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
+    Column("chat_jid", String, nullable=False),
+    Column("sender_jid", String, nullable=False),
+    Column("message_id", String, nullable=False),
+    Column("from_me", Boolean, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("kind", String, nullable=False),
+    Column("text", Text),
+    Column("quoted_id", String),
+    Column("push_name", Text),
+    Column("media_mimetype", String),
+    Column("media_size", BigInteger),
+    Column("media_sha256", String),
+    Column("media_enc_sha256", String),
+    Column("media_key", String),
+    Column("media_direct_path", Text),
+    Column("media_url", Text),
+    Column("media_filename", Text),
+    Column("edited_at", BigInteger),
+    Column("revoked_at", BigInteger),
+    Column("revoked_by", String),
+    UniqueConstraint("session_id", "chat_jid", "sender_jid", "message_id"),
+    # Message pages are keyset on (timestamp, id) within a chat.
+    Index(None, "session_id", "chat_jid", "timestamp", "id"),
+)
+
+reactions = Table(
+    "reactions",
+    metadata,
+    _session_fk(),
+    Column("chat_jid", String, primary_key=True),
+    Column("target_sender_jid", String, primary_key=True),
+    Column("target_message_id", String, primary_key=True),
+    Column("sender_jid", String, primary_key=True),
+    # NULL once the sender removed the reaction: the row stays so that an older,
+    # late-arriving reaction cannot resurrect it.
+    Column("emoji", String),
+    Column("timestamp", BigInteger, nullable=False),
+)
+
+sync_state = Table(
+    "sync_state",
+    metadata,
+    _session_fk(),
+    Column("chat_jid", String, primary_key=True),
+    Column("newest_message_id", String),
+    Column("newest_sender_jid", String),
+    Column("newest_timestamp", BigInteger),
+    Column("oldest_message_id", String),
+    Column("oldest_sender_jid", String),
+    Column("oldest_timestamp", BigInteger),
+    Column("fully_synced", Boolean, nullable=False, server_default=text("false")),
+    Column("last_synced_at", BigInteger),
+    Column("last_error", Text),
+    Column("last_error_at", BigInteger),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("kind", String, nullable=False),
+    Column("session_id", Integer, ForeignKey("sessions.id", ondelete="CASCADE")),
+    # Dedup key: at most one queued-or-running job per (kind, session, unique_key).
+    Column("unique_key", String),
+    Column("payload", Text, nullable=False, server_default="{}"),
+    Column("state", String, nullable=False, server_default="queued"),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("run_at", Float, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("max_attempts", Integer, nullable=False, server_default="10"),
+    Column("lease_owner", String),
+    Column("lease_expires_at", Float),
+    Column("last_error", Text),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("finished_at", Float),
+    Index(
+        "uq_jobs_pending_key",
+        "kind",
+        "session_id",
+        "unique_key",
+        unique=True,
+        sqlite_where=text("state IN ('queued', 'running')"),
+        postgresql_where=text("state IN ('queued', 'running')"),
+    ),
+    Index(None, "state", "kind", "run_at"),
+)

@@ -1,0 +1,90 @@
+"""Session rows: one per WhatsApp account wasync mirrors."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, select, update
+
+from wasync.domain.events import SessionStatus
+from wasync.errors import DomainError
+from wasync.store.schema import sessions
+from wasync.store.upsert import upsert
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class InvalidSessionName(DomainError):
+    pass
+
+
+class SessionNotFound(DomainError):
+    pass
+
+
+def validate_session_name(name: str) -> str:
+    """Session names become file names and URL parts: keep them boring."""
+    if not _NAME.match(name) or name in (".", ".."):
+        raise InvalidSessionName(
+            f"invalid session name {name[:80]!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    id: int
+    name: str
+    engine: str
+    status: str
+    status_reason: str | None
+    jid: str | None
+    created_at: int
+    updated_at: int
+
+
+def ensure_session(conn: Connection, name: str, engine: str) -> int:
+    """The id of session `name`, creating it on first use."""
+    validate_session_name(name)
+    now = int(time.time())
+    upsert(
+        conn,
+        sessions,
+        [{"name": name, "engine": engine, "created_at": now, "updated_at": now}],
+        keys=("name",),
+    )
+    found = conn.execute(select(sessions.c.id).where(sessions.c.name == name)).scalar_one()
+    return int(found)
+
+
+def get_session(conn: Connection, name: str) -> SessionRow:
+    row = conn.execute(select(sessions).where(sessions.c.name == name)).one_or_none()
+    if row is None:
+        raise SessionNotFound(f"no session named {name!r}")
+    return SessionRow(**row._mapping)
+
+
+def list_sessions(conn: Connection) -> list[SessionRow]:
+    return [
+        SessionRow(**r._mapping) for r in conn.execute(select(sessions).order_by(sessions.c.name))
+    ]
+
+
+def set_status(
+    conn: Connection,
+    session_id: int,
+    status: SessionStatus,
+    reason: str | None = None,
+    jid: str | None = None,
+) -> None:
+    values: dict[str, object] = {
+        "status": status.value,
+        "status_reason": reason,
+        "updated_at": int(time.time()),
+    }
+    if jid is not None:
+        values["jid"] = jid
+    conn.execute(update(sessions).where(sessions.c.id == session_id).values(**values))

@@ -1,0 +1,1 @@
+"""Turning engine events into committed rows: batching, initial sync, live ingestion."""

@@ -1,0 +1,37 @@
+"""Commit a batch: rows and session status in one transaction (runs in a worker thread)."""
+
+from __future__ import annotations
+
+import time
+
+from wasync.domain import events as ev
+from wasync.domain.events import SessionStatus
+from wasync.store.db import Database
+from wasync.store.sessions import set_status
+from wasync.store.writes import WriteResult, write_batch
+from wasync.sync.batch import Batch
+
+
+def commit_batch(db: Database, session_id: int, batch: Batch) -> WriteResult:
+    now = int(time.time())
+    with db.write() as conn:
+        result = write_batch(conn, session_id, batch, now)
+        for event in batch.other:
+            status = _status_of(event)
+            if status is not None:
+                set_status(conn, session_id, *status)
+    return result
+
+
+def _status_of(event: ev.Event) -> tuple[SessionStatus, str | None] | None:
+    match event:
+        case ev.Connected():
+            return SessionStatus.CONNECTED, None
+        case ev.Disconnected(reason=reason):
+            return SessionStatus.DISCONNECTED, reason
+        case ev.LoggedOut(reason=reason, status=status):
+            return status, reason
+        case ev.PairingCode():
+            return SessionStatus.PAIRING, None
+        case _:
+            return None

@@ -1,0 +1,142 @@
+"""Initial sparse sync: every contact, group and chat, then the newest N messages of each.
+
+Progress follows the `sync_chats` contract (DESIGN.md section 7): first an event with
+`currentChat: 0`, then per chat one when the chat is saved and one when its messages
+are saved. A chat whose history fails is recorded in its sync state and reported;
+the other chats go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from wasync.domain import events as ev
+from wasync.domain.models import (
+    Chat,
+    ChatFailure,
+    ChatKind,
+    Group,
+    Message,
+    SyncProgress,
+    SyncReport,
+)
+from wasync.engines.base import Engine, EngineError
+from wasync.store.db import Database
+from wasync.store.writes import mark_chat_error, mark_fully_synced, write_batch
+from wasync.sync.batch import Batch
+from wasync.sync.commit import commit_batch
+
+log = logging.getLogger(__name__)
+
+ProgressListener = Callable[[SyncProgress], Awaitable[None] | None]
+DEFAULT_LIMIT_PER_CHAT = 20
+# History requests in flight at once; their results are still saved in chat order.
+PREFETCH = 4
+
+
+async def _emit(listener: ProgressListener | None, progress: SyncProgress) -> None:
+    if listener is None:
+        return
+    out = listener(progress)
+    if inspect.isawaitable(out):
+        await out
+
+
+async def initial_sync(
+    engine: Engine,
+    db: Database,
+    session_id: int,
+    session_name: str,
+    *,
+    limit_per_chat: int = DEFAULT_LIMIT_PER_CHAT,
+    on_progress: ProgressListener | None = None,
+) -> SyncReport:
+    if limit_per_chat < 0:
+        raise ValueError("limit_per_chat must be 0 or more")
+    started = time.monotonic()
+    caps = engine.capabilities
+    contacts = await engine.list_contacts() if caps.list_contacts else []
+    groups = await engine.list_groups() if caps.list_groups else []
+    chats = await engine.list_chats() if caps.list_chats else []
+    chats = _with_group_chats(chats, groups)
+
+    directory = Batch()
+    for c in chats:
+        directory.add(ev.ChatUpserted(c))
+    directory.add(ev.ContactsUpserted(tuple(contacts)))
+    for g in groups:
+        directory.add(ev.GroupUpserted(g))
+    await asyncio.to_thread(commit_batch, db, session_id, directory)
+
+    report = SyncReport(chats=len(chats), contacts=len(contacts), groups=len(groups))
+    n = len(chats)
+    await _emit(on_progress, SyncProgress(session_name, n, 0, messages_synced=0))
+    fetch_history = caps.on_demand_history and limit_per_chat > 0
+    pending: dict[int, asyncio.Task[list[Message]]] = {}
+
+    def prefetch(upto: int) -> None:
+        for j in range(upto, min(upto + PREFETCH, n)):
+            if j not in pending:
+                pending[j] = asyncio.create_task(
+                    engine.request_history(chats[j].jid, None, limit_per_chat)
+                )
+
+    try:
+        for i, chat in enumerate(chats):
+            await _emit(on_progress, SyncProgress(session_name, n, i + 1, chat.jid, 0))
+            if not fetch_history:
+                continue
+            prefetch(i)
+            try:
+                msgs = await pending.pop(i)
+            except EngineError as exc:
+                log.warning("history of %s failed: %s", chat.jid, exc)
+                report.failed_chats.append(ChatFailure(chat.jid, str(exc)))
+                await asyncio.to_thread(_record_error, db, session_id, chat.jid, str(exc))
+                continue
+            await asyncio.to_thread(
+                _save_history, db, session_id, chat.jid, msgs, len(msgs) < limit_per_chat
+            )
+            report.messages += len(msgs)
+            await _emit(on_progress, SyncProgress(session_name, n, i + 1, chat.jid, len(msgs)))
+    finally:
+        for task in pending.values():
+            task.cancel()
+        await asyncio.gather(*pending.values(), return_exceptions=True)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _with_group_chats(chats: list[Chat], groups: list[Group]) -> list[Chat]:
+    """Every group is a chat, even when the engine's chat list forgot it."""
+    known = {c.jid for c in chats}
+    out = list(chats)
+    for g in groups:
+        if g.jid not in known:
+            out.append(Chat(jid=g.jid, kind=ChatKind.GROUP, name=g.name))
+            known.add(g.jid)
+    return out
+
+
+def _save_history(
+    db: Database, session_id: int, chat_jid: str, msgs: list[Message], reached_start: bool
+) -> None:
+    batch = Batch()
+    for m in msgs:
+        batch.add(ev.MessageReceived(m))
+    now = int(time.time())
+    with db.write() as conn:
+        write_batch(conn, session_id, batch, now)
+        mark_chat_error(conn, session_id, chat_jid, None, now)
+        if reached_start:
+            # Fewer than asked: the engine reached the first message of the chat.
+            mark_fully_synced(conn, session_id, chat_jid, now)
+
+
+def _record_error(db: Database, session_id: int, chat_jid: str, error: str) -> None:
+    with db.write() as conn:
+        mark_chat_error(conn, session_id, chat_jid, error, int(time.time()))

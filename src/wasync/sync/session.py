@@ -1,0 +1,108 @@
+"""One session's sync: engine events → batch writer, plus initial sync on demand."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from wasync.domain.models import SyncReport
+from wasync.engines.base import Engine
+from wasync.store.db import Database
+from wasync.store.sessions import ensure_session
+from wasync.sync.initial import DEFAULT_LIMIT_PER_CHAT, ProgressListener, initial_sync
+from wasync.sync.writer import BatchWriter, CommitListener
+
+log = logging.getLogger(__name__)
+
+
+class SessionSync:
+    """Keeps one session's mirror: live ingestion from connect until stop."""
+
+    def __init__(
+        self,
+        db: Database,
+        engine: Engine,
+        session_name: str,
+        *,
+        engine_name: str,
+        limit_per_chat: int = DEFAULT_LIMIT_PER_CHAT,
+        on_progress: ProgressListener | None = None,
+        on_commit: CommitListener | None = None,
+        max_batch: int = 2000,
+        max_delay: float = 0.1,
+    ) -> None:
+        self.db = db
+        self.engine = engine
+        self.session_name = session_name
+        self.engine_name = engine_name
+        self.limit_per_chat = limit_per_chat
+        self.on_progress = on_progress
+        self.on_commit = on_commit
+        self.max_batch = max_batch
+        self.max_delay = max_delay
+        self.session_id: int | None = None
+        self.writer: BatchWriter | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self.events_received = 0  # events taken from the engine (tests wait on it)
+
+    async def start(self) -> None:
+        """Register the session, start ingesting its events, connect the engine."""
+
+        def register() -> int:
+            with self.db.write() as conn:
+                return ensure_session(conn, self.session_name, self.engine_name)
+
+        self.session_id = await asyncio.to_thread(register)
+        self.writer = BatchWriter(
+            self.db,
+            self.session_id,
+            max_batch=self.max_batch,
+            max_delay=self.max_delay,
+            on_commit=self.on_commit,
+        )
+        self.writer.start()
+        # Listen before connecting, so that nothing pushed at connect time is missed.
+        self._pump = asyncio.create_task(self._pump_events(), name=f"pump-{self.session_name}")
+        await self.engine.connect()
+
+    async def _pump_events(self) -> None:
+        assert self.writer is not None
+        try:
+            async for event in self.engine.events():
+                await self.writer.put(event)
+                self.events_received += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("event stream of session %s failed", self.session_name)
+            raise
+
+    async def initial_sync(self) -> SyncReport:
+        if self.session_id is None:
+            raise RuntimeError("start() the session first")
+        return await initial_sync(
+            self.engine,
+            self.db,
+            self.session_id,
+            self.session_name,
+            limit_per_chat=self.limit_per_chat,
+            on_progress=self.on_progress,
+        )
+
+    async def flush(self) -> None:
+        """Wait until every event received so far is committed."""
+        if self.writer is not None:
+            await self.writer.flush()
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.engine.disconnect()
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._pump
+            self._pump = None
+        if self.writer is not None:
+            await self.writer.close()
+            self.writer = None
