@@ -18,6 +18,33 @@ from wasync.domain.models import (
 _NO_MEDIA = MediaInfo()
 
 
+# Column order of `message_values` (the hot path builds tuples, not dicts).
+MESSAGE_COLUMNS = (
+    "session_id", "chat_jid", "sender_jid", "message_id", "from_me", "timestamp", "kind",
+    "text", "quoted_id", "push_name", "media_mimetype", "media_size", "media_sha256",
+    "media_enc_sha256", "media_key", "media_direct_path", "media_url", "media_filename",
+    "edited_at", "revoked_at", "revoked_by",
+)  # fmt: skip
+
+
+def message_values(session_id: int, m: Message) -> tuple[Any, ...]:
+    """One message as a tuple in MESSAGE_COLUMNS order."""
+    key = m.key
+    media = m.media
+    if media is None:
+        return (
+            session_id, key.chat_jid, key.sender_jid, key.message_id, m.from_me, m.timestamp,
+            str(m.kind), m.text, m.quoted_id, m.push_name,
+            None, None, None, None, None, None, None, None, None, None, None,
+        )  # fmt: skip
+    return (
+        session_id, key.chat_jid, key.sender_jid, key.message_id, m.from_me, m.timestamp,
+        str(m.kind), m.text, m.quoted_id, m.push_name, media.mimetype, media.size,
+        media.sha256, media.enc_sha256, media.media_key, media.direct_path, media.url,
+        media.filename, None, None, None,
+    )  # fmt: skip
+
+
 def message_row(session_id: int, m: Message) -> dict[str, Any]:
     media = m.media or _NO_MEDIA
     key = m.key

@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, case, delete, or_, tuple_
+from sqlalchemy import Connection, Dialect, bindparam, case, delete, literal_column, or_, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
 
 from wasync.domain.jid import chat_kind_of
 from wasync.domain.models import Chat, ChatKind, Contact, Message, MessageKind
@@ -66,20 +67,54 @@ def write_batch(conn: Connection, session_id: int, batch: Batch, now: int) -> Wr
     _write_chats(conn, session_id, batch, msgs, now, result)
     _write_groups(conn, session_id, batch, now)
     if msgs:
-        upsert(
-            conn,
-            messages,
-            [R.message_row(session_id, m) for m in msgs],
-            keys=("session_id", "chat_jid", "sender_jid", "message_id"),
-            update=_replace_placeholder,
-            where=lambda x: messages.c.kind == MessageKind.UNKNOWN.value,
-        )
+        _insert_messages(conn, session_id, msgs)
         _advance_sync_state(conn, session_id, msgs, now)
         result.messages = len(msgs)
     _write_edits(conn, session_id, batch)
     _write_revokes(conn, session_id, batch)
     _write_reactions(conn, session_id, batch)
     return result
+
+
+def _message_upsert(dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
+    """The message upsert as SQL text for this dialect, built once by SQLAlchemy.
+
+    Messages are the one hot statement: executing the compiled text with plain tuples
+    skips SQLAlchemy's per-row parameter processing, which otherwise costs more than
+    the database work itself. Returns the SQL and, for positional drivers, the
+    parameter order.
+    """
+    cached = _UPSERT_SQL.get(dialect.name)
+    if cached is not None:
+        return cached
+    make = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+    ins = make(messages).values({name: bindparam(name) for name in R.MESSAGE_COLUMNS})
+    stmt = ins.on_conflict_do_update(
+        index_elements=["session_id", "chat_jid", "sender_jid", "message_id"],
+        set_=_replace_placeholder(ins.excluded),
+        # A literal, so the compiled text needs no parameters beyond the row's.
+        where=messages.c.kind == literal_column(f"'{MessageKind.UNKNOWN.value}'"),
+    )
+    compiled = stmt.compile(dialect=dialect)
+    order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
+    _UPSERT_SQL[dialect.name] = (str(compiled), order)
+    return _UPSERT_SQL[dialect.name]
+
+
+_UPSERT_SQL: dict[str, tuple[str, tuple[str, ...] | None]] = {}
+
+
+def _insert_messages(conn: Connection, session_id: int, msgs: list[Message]) -> None:
+    sql, order = _message_upsert(conn.dialect)
+    values = [R.message_values(session_id, m) for m in msgs]
+    if order is None:
+        params: list[Any] = [dict(zip(R.MESSAGE_COLUMNS, v, strict=True)) for v in values]
+    elif order == R.MESSAGE_COLUMNS:
+        params = values
+    else:  # pragma: no cover - only if SQLAlchemy ever reorders VALUES
+        index = [R.MESSAGE_COLUMNS.index(name) for name in order]
+        params = [tuple(v[i] for i in index) for v in values]
+    conn.exec_driver_sql(sql, params)
 
 
 def _replace_placeholder(x: Any) -> dict[str, Any]:

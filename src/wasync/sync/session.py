@@ -29,7 +29,7 @@ class SessionSync:
         limit_per_chat: int = DEFAULT_LIMIT_PER_CHAT,
         on_progress: ProgressListener | None = None,
         on_commit: CommitListener | None = None,
-        max_batch: int = 2000,
+        max_batch: int = 5000,
         max_delay: float = 0.1,
     ) -> None:
         self.db = db
@@ -95,11 +95,21 @@ class SessionSync:
         if self.writer is not None:
             await self.writer.flush()
 
-    async def stop(self) -> None:
+    async def stop(self, drain_timeout: float = 10.0) -> None:
+        """Disconnect, commit every event the engine already delivered, then stop.
+
+        An engine's event stream ends after `disconnect()` once it has handed over what
+        it queued; the pump reads it to the end rather than being cancelled, so events
+        that were acked by the engine are not dropped on shutdown.
+        """
         with contextlib.suppress(Exception):
             await self.engine.disconnect()
         if self._pump is not None:
-            self._pump.cancel()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._pump), drain_timeout)
+            except TimeoutError:
+                log.warning("session %s: event stream did not end; stopping it", self.session_name)
+                self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._pump
             self._pump = None

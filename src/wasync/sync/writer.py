@@ -31,7 +31,7 @@ class BatchWriter:
         db: Database,
         session_id: int,
         *,
-        max_batch: int = 2000,
+        max_batch: int = 5000,
         max_delay: float = 0.1,
         on_commit: CommitListener | None = None,
     ) -> None:

@@ -1,0 +1,203 @@
+"""The `wasync` command line (Typer + Rich)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from wasync.config import Settings
+from wasync.domain.models import SyncProgress, SyncReport
+from wasync.errors import WasyncError
+from wasync.store.db import Database
+from wasync.store.queries import summary
+from wasync.store.sessions import SessionNotFound, get_session
+
+app = typer.Typer(
+    name="wasync",
+    help="Mirror WhatsApp accounts into your own SQL database and keep it live.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+T = TypeVar("T")
+
+DataDirOpt = typer.Option(
+    None, "--data-dir", envvar="WASYNC_DATA_DIR", help="Data directory [default: ./wasync-data]."
+)
+DatabaseOpt = typer.Option(
+    None,
+    "--database",
+    envvar="WASYNC_DATABASE_URL",
+    help="Database URL (sqlite:///path or postgresql://…) [default: SQLite in the data dir].",
+)
+
+
+def _settings(data_dir: Path | None, database: str | None) -> Settings:
+    overrides: dict[str, Any] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if database is not None:
+        overrides["database_url"] = database
+    return Settings(**overrides)
+
+
+def _run(fn: Callable[[], T]) -> T:
+    """Run a command body; our errors become one red line and exit code 1."""
+    try:
+        return fn()
+    except WasyncError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        raise typer.Exit(130) from None
+
+
+def open_database(settings: Settings) -> Database:
+    db = Database(settings.resolved_database_url())
+    db.migrate()
+    return db
+
+
+@app.command()
+def sync(
+    engine: str = typer.Option("simulator", help="Engine: 'simulator' (more come later)."),
+    seed: int = typer.Option(1, help="Simulator: seed of the generated network."),
+    scale: str = typer.Option("tiny", help="Simulator: tiny, small, medium or large."),
+    session: str = typer.Option("default", help="Session name."),
+    limit_per_chat: int = typer.Option(
+        20, "--limit-per-chat", min=0, help="Newest messages fetched per chat."
+    ),
+    data_dir: Path | None = DataDirOpt,
+    database: str | None = DatabaseOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+) -> None:
+    """Run the initial sync of a session and print what was mirrored."""
+
+    def body() -> None:
+        settings = _settings(data_dir, database)
+        report = asyncio.run(
+            _sync(settings, engine, seed, scale, session, limit_per_chat, show=not as_json)
+        )
+        out = {
+            "chats": report.chats,
+            "contacts": report.contacts,
+            "groups": report.groups,
+            "messages": report.messages,
+            "failed_chats": [{"chat": f.chat_jid, "error": f.error} for f in report.failed_chats],
+            "seconds": round(report.seconds, 3),
+        }
+        if as_json:
+            sys.stdout.write(json.dumps(out) + "\n")
+            return
+        table = Table(title=f"session {session}: initial sync", show_header=False)
+        for key in ("chats", "contacts", "groups", "messages", "seconds"):
+            table.add_row(key, str(out[key]))
+        table.add_row("failed chats", str(len(report.failed_chats)))
+        console.print(table)
+        for failure in report.failed_chats:
+            err_console.print(f"[yellow]chat {failure.chat_jid} failed:[/] {failure.error}")
+
+    _run(body)
+
+
+async def _sync(
+    settings: Settings,
+    engine_name: str,
+    seed: int,
+    scale: str,
+    session: str,
+    limit_per_chat: int,
+    *,
+    show: bool,
+) -> SyncReport:
+    from wasync.engines.factory import make_engine
+    from wasync.sync.session import SessionSync
+
+    db = open_database(settings)
+    engine = make_engine(engine_name, seed=seed, scale=scale)
+    progress = Progress(
+        TextColumn("[bold]syncing chats"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[chat]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=not show,
+    )
+    task = progress.add_task("sync", total=None, chat="")
+
+    def on_progress(p: SyncProgress) -> None:
+        progress.update(task, total=p.n_chats, completed=p.current_chat, chat=p.chat_id or "")
+
+    runner = SessionSync(
+        db,
+        engine,
+        session,
+        engine_name=engine_name,
+        limit_per_chat=limit_per_chat,
+        on_progress=on_progress,
+    )
+    try:
+        with progress:
+            await runner.start()
+            report = await runner.initial_sync()
+            await runner.flush()
+        return report
+    finally:
+        await runner.stop()
+        close = getattr(engine, "close", None)
+        if close is not None:
+            result = close()
+            if asyncio.iscoroutine(result):
+                await result
+        db.close()
+
+
+@app.command()
+def stats(
+    session: str | None = typer.Option(None, help="Only this session."),
+    data_dir: Path | None = DataDirOpt,
+    database: str | None = DatabaseOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Print what the mirror holds."""
+
+    def body() -> None:
+        settings = _settings(data_dir, database)
+        db = open_database(settings)
+        try:
+            with db.read() as conn:
+                sid = get_session(conn, session).id if session else None
+                counts = summary(conn, sid)
+        finally:
+            db.close()
+        if as_json:
+            sys.stdout.write(json.dumps(counts) + "\n")
+            return
+        table = Table(title="wasync mirror", show_header=False)
+        for key, value in counts.items():
+            table.add_row(key.replace("_", " "), str(value))
+        console.print(table)
+
+    _run(body)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+__all__ = ["SessionNotFound", "app", "main"]

@@ -1,0 +1,373 @@
+"""The simulator engine: the Engine port over a simulated network, with fault knobs."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Iterable
+
+import httpx
+
+from wasync.domain.events import (
+    Connected,
+    Disconnected,
+    Event,
+    LoggedOut,
+    OfflineSyncCompleted,
+    OfflineSyncStarted,
+    Paired,
+    PairingCode,
+    PictureChanged,
+    SessionStatus,
+)
+from wasync.domain.models import (
+    Chat,
+    Contact,
+    Group,
+    MediaInfo,
+    Message,
+    MessageAnchor,
+    Picture,
+    PictureForbidden,
+    PictureNotSet,
+    PictureResult,
+    PictureUnchanged,
+)
+from wasync.engines.base import (
+    Capabilities,
+    EngineError,
+    LoggedOutError,
+    MediaGone,
+    NotConnected,
+    TransientEngineError,
+)
+from wasync.engines.simulator.delivery import Delivery, EngineStats
+from wasync.engines.simulator.faults import Faults
+from wasync.engines.simulator.hashing import derive, mix, stable_hash
+from wasync.engines.simulator.network import Network
+from wasync.engines.simulator.pictures import PictureState
+from wasync.engines.simulator.server import MediaServer
+
+log = logging.getLogger(__name__)
+
+_PAIR_CODE_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"  # whatsmeow's: no 0, I, O, U
+_LIVE_TICK = 0.02  # seconds between automatic live batches
+
+
+class SimulatorEngine:
+    """One simulated account on `network`.
+
+    Beyond the Engine port, tests drive it with `push_live`, `push`,
+    `push_picture_change` and `confirm_pairing`, and read `stats` and `picture_requests`.
+
+    `paired=False` starts as a new session: `connect()` emits a QR PairingCode and, with
+    `auto_pair`, pairs at once (Paired); without it the session waits in PAIRING until
+    `pair_phone()` + `confirm_pairing()` or `confirm_pairing()` alone (a scanned QR).
+    """
+
+    def __init__(
+        self,
+        network: Network,
+        faults: Faults | None = None,
+        *,
+        media_server: MediaServer | None = None,
+        paired: bool = True,
+        auto_pair: bool = True,
+    ) -> None:
+        self.network = network
+        self.faults = faults if faults is not None else Faults()
+        self.stats = EngineStats()
+        self.picture_requests: list[float] = []  # time.monotonic() of each request
+        self._media_server = media_server
+        self._owns_server = False
+        self._http: httpx.AsyncClient | None = None
+        self._paired = paired
+        self._auto_pair = auto_pair
+        self._status = SessionStatus.DISCONNECTED
+        self._closed = False
+        self._pairing_round = 0
+        self._live_task: asyncio.Task[None] | None = None
+        self._stopping: set[asyncio.Task[None]] = set()  # cancelled, awaited by close()
+        self._delivery = Delivery(
+            self.faults, random.Random(derive(network.seed, "delivery")), self.stats
+        )
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            on_demand_history=True,
+            pair_code=True,
+            list_chats=True,
+            list_contacts=True,
+            list_groups=True,
+            profile_pictures=True,
+            media_download=True,
+        )
+
+    @property
+    def status(self) -> SessionStatus:
+        return self._status
+
+    @property
+    def paired(self) -> bool:
+        return self._paired
+
+    # Lifecycle.
+
+    async def connect(self) -> None:
+        if self._closed:
+            raise EngineError("this simulator engine is closed")
+        if self._status in (SessionStatus.CONNECTED, SessionStatus.PAIRING):
+            return
+        self._delivery.forget_stream_ends()
+        self._status = SessionStatus.CONNECTING
+        if not self._paired:
+            self._status = SessionStatus.PAIRING
+            self._pairing_round += 1
+            self._delivery.emit(PairingCode(self._qr_code(), "qr"))
+            if not self._auto_pair:
+                return
+            self._delivery.emit(Paired(self.network.me))
+            self._paired = True
+        self._go_online()
+
+    async def confirm_pairing(self) -> None:
+        """The user scanned the QR code or typed the pair code: the session is paired."""
+        if self._status is not SessionStatus.PAIRING:
+            raise EngineError(f"no pairing in progress (status {self._status})")
+        self._delivery.emit(Paired(self.network.me))
+        self._paired = True
+        self._go_online()
+
+    def _go_online(self) -> None:
+        self._status = SessionStatus.CONNECTED
+        self._delivery.emit(Connected(self.network.me))
+        if self._delivery.pending:
+            # What the server queued while we were away, bracketed as whatsmeow does.
+            self._delivery.apply_retention()
+            total = self._delivery.pending
+            self._delivery.emit(OfflineSyncStarted(total))
+            if not self._flush():
+                self._delivery.emit(OfflineSyncCompleted(total))
+        online = self._status is SessionStatus.CONNECTED  # the replay may have dropped it
+        if online and self.faults.live_rate > 0 and self._live_task is None:
+            self._live_task = asyncio.get_running_loop().create_task(self._live_loop())
+            self._live_task.add_done_callback(self._live_task_done)
+
+    async def disconnect(self) -> None:
+        if self._status in (
+            SessionStatus.CONNECTED,
+            SessionStatus.CONNECTING,
+            SessionStatus.PAIRING,
+        ):
+            self._status = SessionStatus.DISCONNECTED
+            self._stop_live()
+            self._delivery.emit(Disconnected("disconnect() called"))
+        self._delivery.end_stream()
+
+    async def logout(self) -> None:
+        self._stop_live()
+        self._status = SessionStatus.LOGGED_OUT
+        self._paired = False
+        self._delivery.emit(LoggedOut("logged out"))
+        self._delivery.end_stream()
+
+    async def close(self) -> None:
+        """Disconnect, stop live traffic, and stop the media server if we started it."""
+        if self._closed:
+            return
+        await self.disconnect()
+        self._closed = True
+        self._stop_live()
+        if self._stopping:
+            await asyncio.wait(self._stopping)
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+        if self._owns_server and self._media_server is not None:
+            self._media_server.stop()
+
+    def _drop_connection(self, reason: str) -> None:
+        self._status = SessionStatus.DISCONNECTED
+        self._stop_live()
+        self._delivery.emit(Disconnected(reason))
+
+    def _stop_live(self) -> None:
+        task, self._live_task = self._live_task, None
+        if task is not None:
+            task.cancel()
+            self._stopping.add(task)
+
+    # Live events.
+
+    def events(self) -> AsyncIterator[Event]:
+        return self._delivery.stream()
+
+    async def push_live(self, n: int) -> list[Event]:
+        """Generate `n` live events on the network and deliver them (faults applied).
+
+        Returns the events as generated (before duplicates and reordering). While
+        disconnected they wait in the offline queue until the next `connect()`.
+        """
+        events = self.network.live_events(n)
+        await self.push(events)
+        return events
+
+    async def drained(self) -> None:
+        """Wait until the consumer of `events()` has taken every event delivered so far.
+
+        Without a consumer this waits forever: use it where one runs (a sync session).
+        """
+        await self._delivery.drained()
+
+    async def push(self, events: Iterable[Event]) -> None:
+        """Deliver given events through the same fault pipeline as live traffic."""
+        self._delivery.submit(events)
+        if self._status is SessionStatus.CONNECTED:
+            self._flush()
+
+    async def push_picture_change(self, jid: str, *, removed: bool = False) -> PictureChanged:
+        if removed:
+            self.network.remove_picture(jid)
+        else:
+            self.network.change_picture(jid)
+        event = PictureChanged(jid, removed, self.network.advance_clock())
+        await self.push([event])
+        return event
+
+    def _flush(self) -> bool:
+        dropped = self._delivery.flush()
+        if dropped:
+            self._drop_connection("connection lost (simulated fault)")
+        return dropped
+
+    async def _live_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        last, owed = loop.time(), 0.0
+        while self._status is SessionStatus.CONNECTED:
+            await asyncio.sleep(_LIVE_TICK)
+            now = loop.time()
+            owed += self.faults.live_rate * (now - last)
+            last = now
+            if owed >= 1:
+                await self.push_live(int(owed))
+                owed -= int(owed)
+
+    def _live_task_done(self, task: asyncio.Task[None]) -> None:
+        self._stopping.discard(task)
+        if self._live_task is task:
+            self._live_task = None
+        if not task.cancelled() and task.exception() is not None:
+            log.error("simulated live traffic stopped", exc_info=task.exception())
+
+    # Pairing.
+
+    def _qr_code(self) -> str:
+        material = hashlib.shake_128(f"{self.network.seed}/{self._pairing_round}".encode())
+        raw = material.digest(6 + 32 + 32 + 16)
+
+        def b64(part: bytes) -> str:
+            return base64.b64encode(part).decode()
+
+        return f"2@{b64(raw[:6])},{b64(raw[6:38])},{b64(raw[38:70])},{b64(raw[70:])}"
+
+    async def pair_phone(self, phone: str) -> str:
+        if self._status is not SessionStatus.PAIRING:
+            raise EngineError("pair_phone needs a session that is pairing: call connect() first")
+        value = mix(derive(self.network.seed, "pair") ^ stable_hash(phone))
+        code = "".join(_PAIR_CODE_ALPHABET[(value >> (5 * i)) & 31] for i in range(8))
+        self._delivery.emit(PairingCode(code, "phone"))
+        return code
+
+    # Requests.
+
+    async def _request(self, what: str) -> None:
+        if self._status is SessionStatus.LOGGED_OUT:
+            raise LoggedOutError(f"cannot {what}: the session is logged out; pair it again")
+        if self._status is not SessionStatus.CONNECTED:
+            raise NotConnected(f"cannot {what}: not connected")
+        if self.faults.latency > 0:
+            await asyncio.sleep(self.faults.latency)
+
+    async def list_contacts(self) -> list[Contact]:
+        await self._request("list contacts")
+        return self.network.contacts()
+
+    async def list_groups(self) -> list[Group]:
+        await self._request("list groups")
+        return self.network.groups()
+
+    async def list_chats(self) -> list[Chat]:
+        await self._request("list chats")
+        return self.network.chats()
+
+    async def request_history(
+        self, chat_jid: str, before: MessageAnchor | None, count: int
+    ) -> list[Message]:
+        self.stats.history_requests += 1
+        await self._request("request history")
+        network = self.network
+        try:
+            end = network.message_count(chat_jid)
+        except LookupError:
+            raise EngineError(f"history request for unknown chat {chat_jid}") from None
+        if self.faults.history_fails(chat_jid, network.seed):
+            raise EngineError(f"history request for {chat_jid} failed (simulated fault)")
+        if before is not None:
+            index = network.index_of(chat_jid, before.key.message_id, before.timestamp)
+            if index is None or network.message(chat_jid, index).key != before.key:
+                raise EngineError(
+                    f"history anchor {before.key.message_id} at {before.timestamp} is not a "
+                    f"message of {chat_jid}"
+                )
+            end = index
+        start = max(0, end - max(0, count))
+        return [network.message(chat_jid, i) for i in range(end - 1, start - 1, -1)]
+
+    async def profile_picture(self, jid: str, existing_id: str | None) -> PictureResult:
+        self.picture_requests.append(time.monotonic())
+        self.stats.picture_requests += 1
+        await self._request("fetch a profile picture")
+        state = self.network.picture_state(jid)
+        picture_id = self.network.picture_id(jid)
+        if state is PictureState.FORBIDDEN:
+            return PictureForbidden()
+        if picture_id is None:
+            return PictureNotSet()
+        if existing_id == picture_id:
+            return PictureUnchanged(picture_id)
+        return Picture(picture_id, self.media_server.picture_url(jid, picture_id))
+
+    async def download(self, media: MediaInfo) -> bytes:
+        self.stats.downloads += 1
+        if media.url is None:
+            raise EngineError("this media has no URL to download from")
+        url = self.media_server.resolve(media.url)
+        if self._http is None:
+            # trust_env=False: a proxy from the environment must not see loopback traffic.
+            self._http = httpx.AsyncClient(trust_env=False, timeout=30.0)
+        try:
+            response = await self._http.get(url)
+        except httpx.HTTPError as error:
+            raise TransientEngineError(f"media download failed: {error}") from error
+        if response.status_code in (404, 410):
+            raise MediaGone(f"the media is gone from the server ({response.status_code})")
+        if response.status_code != 200:
+            raise TransientEngineError(f"media download failed with {response.status_code}")
+        return response.content
+
+    @property
+    def media_server(self) -> MediaServer:
+        """The server of picture and media URLs; started on first use."""
+        if self._closed:
+            raise EngineError("this simulator engine is closed")
+        if self._media_server is None:
+            self._media_server = MediaServer(self.network)
+        if not self._media_server.running:
+            self._owns_server = True
+            self._media_server.start()
+        return self._media_server

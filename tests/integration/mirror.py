@@ -1,0 +1,93 @@
+"""Compare the mirror with the simulator's ground truth (shared by sync tests)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from sqlalchemy import select
+
+from wasync.domain.models import Message
+from wasync.engines.simulator import Network
+from wasync.store import queries
+from wasync.store.db import Database
+from wasync.store.schema import chats, contacts, group_participants, groups, messages, reactions
+
+
+def comparable(m: Message) -> Message:
+    """What the store keeps of a message (media dimensions are not stored)."""
+    if m.media is not None:
+        m = replace(m, media=replace(m.media, width=None, height=None, seconds=None))
+    return m
+
+
+def stored_messages(db: Database, session_id: int) -> dict[tuple[str, str, str], Message]:
+    with db.read() as conn:
+        return {
+            (m.key.chat_jid, m.key.sender_jid, m.key.message_id): m
+            for m in queries.all_messages(conn, session_id)
+        }
+
+
+def assert_directory_mirrored(db: Database, session_id: int, net: Network) -> None:
+    """Contacts, groups with members, and every chat (individual and group) are stored."""
+    with db.read() as conn:
+        crow = {
+            r.jid: r
+            for r in conn.execute(select(contacts).where(contacts.c.session_id == session_id))
+        }
+        grow = {
+            r.jid: r for r in conn.execute(select(groups).where(groups.c.session_id == session_id))
+        }
+        chrow = {
+            r.jid: r for r in conn.execute(select(chats).where(chats.c.session_id == session_id))
+        }
+        members: dict[str, set[tuple[str, bool, bool]]] = {}
+        for r in conn.execute(
+            select(group_participants).where(group_participants.c.session_id == session_id)
+        ):
+            members.setdefault(r.group_jid, set()).add(
+                (r.participant_jid, bool(r.is_admin), bool(r.is_super_admin))
+            )
+    for c in net.contacts():
+        row = crow[c.jid]
+        assert (row.name, row.phone, row.business_name) == (c.name, c.phone, c.business_name), c.jid
+        if c.push_name:
+            assert row.push_name == c.push_name
+    for g in net.groups():
+        assert grow[g.jid].name == g.name
+        assert members[g.jid] == {(p.jid, p.is_admin, p.is_super_admin) for p in g.participants}
+    assert set(grow) == {g.jid for g in net.groups()}
+    assert set(chrow) == set(net.chat_jids())
+    for chat in net.chats():
+        assert chrow[chat.jid].kind == chat.kind.value
+        assert chrow[chat.jid].name == chat.name
+
+
+def assert_messages_equal(db: Database, session_id: int, expected: list[Message]) -> None:
+    got = stored_messages(db, session_id)
+    want = {(m.key.chat_jid, m.key.sender_jid, m.key.message_id): comparable(m) for m in expected}
+    missing = set(want) - set(got)
+    extra = set(got) - set(want)
+    assert not missing, f"{len(missing)} messages missing, e.g. {sorted(missing)[:3]}"
+    assert not extra, f"{len(extra)} unexpected messages, e.g. {sorted(extra)[:3]}"
+    for key, m in want.items():
+        stored = got[key]
+        assert stored.timestamp == m.timestamp and stored.kind == m.kind, key
+        assert stored.from_me == m.from_me and stored.media == m.media, key
+        assert stored.quoted_id == m.quoted_id, key
+
+
+def assert_no_duplicates(db: Database) -> None:
+    with db.read() as conn:
+        total = conn.execute(select(messages.c.id)).all()
+        keys = conn.execute(
+            select(
+                messages.c.session_id,
+                messages.c.chat_jid,
+                messages.c.sender_jid,
+                messages.c.message_id,
+            ).distinct()
+        ).all()
+        assert len(total) == len(keys)
+        rtotal = conn.execute(select(reactions.c.sender_jid)).all()
+        assert len(rtotal) == len(set(conn.execute(select(reactions)).all()))

@@ -1,0 +1,73 @@
+"""The command line as a user drives it: JSON summaries and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from wasync.cli import app
+
+runner = CliRunner()
+
+
+def test_sync_json_summary_then_stats(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["sync", "--engine", "simulator", "--seed", "3", "--data-dir", str(tmp_path), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert set(summary) == {"chats", "contacts", "groups", "messages", "failed_chats", "seconds"}
+    assert summary["chats"] > 0 and summary["messages"] > 0 and summary["failed_chats"] == []
+    assert (tmp_path / "wasync.db").exists()
+
+    stats = runner.invoke(app, ["stats", "--data-dir", str(tmp_path), "--json"])
+    assert stats.exit_code == 0, stats.output
+    counts = json.loads(stats.stdout)
+    assert counts["chats"] == summary["chats"]
+    assert counts["messages"] == summary["messages"]
+
+    # Running it again is harmless: same mirror, no duplicates.
+    again = runner.invoke(app, ["sync", "--seed", "3", "--data-dir", str(tmp_path), "--json"])
+    assert again.exit_code == 0
+    assert (
+        json.loads(runner.invoke(app, ["stats", "--data-dir", str(tmp_path), "--json"]).stdout)
+        == counts
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sync", "--scale", "huge"], "unknown scale 'huge'"),
+        (["sync", "--engine", "nope"], "unknown engine 'nope'"),
+        (["sync", "--session", "../etc"], "invalid session name"),
+        (["sync", "--database", "mysql://x@y/z"], "unsupported database"),
+        (["stats", "--session", "ghost"], "no session named 'ghost'"),
+    ],
+)
+def test_bad_input_is_one_clear_line(tmp_path: Path, args: list[str], message: str) -> None:
+    result = runner.invoke(app, [*args, "--data-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.output + result.stderr
+
+
+def test_console_script_runs(tmp_path: Path) -> None:
+    env = {**os.environ, "WASYNC_DATA_DIR": str(tmp_path)}
+    exe = Path(sys.executable).parent / "wasync"
+    out = subprocess.run(
+        [str(exe), "sync", "--json", "--limit-per-chat", "3"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["messages"] > 0
