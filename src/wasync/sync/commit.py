@@ -10,20 +10,24 @@ from wasync.store.db import Database
 from wasync.store.sessions import set_status
 from wasync.store.writes import WriteResult, write_batch
 from wasync.sync.batch import Batch
+from wasync.sync.hooks import Hooks
 
 
-def commit_batch(db: Database, session_id: int, batch: Batch) -> WriteResult:
+def commit_batch(db: Database, session_id: int, batch: Batch, hooks: Hooks = ()) -> WriteResult:
+    """Write the batch, session status changes and every hook's work, atomically."""
     now = int(time.time())
     with db.write() as conn:
         result = write_batch(conn, session_id, batch, now)
         for event in batch.other:
-            status = _status_of(event)
+            status = status_of(event)
             if status is not None:
                 set_status(conn, session_id, *status)
+        for hook in hooks:
+            hook(conn, session_id, batch, result)
     return result
 
 
-def _status_of(event: ev.Event) -> tuple[SessionStatus, str | None] | None:
+def status_of(event: ev.Event) -> tuple[SessionStatus, str | None] | None:
     match event:
         case ev.Connected():
             return SessionStatus.CONNECTED, None

@@ -29,6 +29,7 @@ from wasync.store.db import Database
 from wasync.store.writes import mark_chat_error, mark_fully_synced, write_batch
 from wasync.sync.batch import Batch
 from wasync.sync.commit import commit_batch
+from wasync.sync.hooks import Hooks
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ async def initial_sync(
     *,
     limit_per_chat: int = DEFAULT_LIMIT_PER_CHAT,
     on_progress: ProgressListener | None = None,
+    hooks: Hooks = (),
 ) -> SyncReport:
     if limit_per_chat < 0:
         raise ValueError("limit_per_chat must be 0 or more")
@@ -70,7 +72,7 @@ async def initial_sync(
     directory.add(ev.ContactsUpserted(tuple(contacts)))
     for g in groups:
         directory.add(ev.GroupUpserted(g))
-    await asyncio.to_thread(commit_batch, db, session_id, directory)
+    await asyncio.to_thread(commit_batch, db, session_id, directory, hooks)
 
     report = SyncReport(chats=len(chats), contacts=len(contacts), groups=len(groups))
     n = len(chats)
@@ -99,7 +101,7 @@ async def initial_sync(
                 await asyncio.to_thread(_record_error, db, session_id, chat.jid, str(exc))
                 continue
             await asyncio.to_thread(
-                _save_history, db, session_id, chat.jid, msgs, len(msgs) < limit_per_chat
+                save_history_page, db, session_id, chat.jid, msgs, len(msgs) < limit_per_chat, hooks
             )
             report.messages += len(msgs)
             await _emit(on_progress, SyncProgress(session_name, n, i + 1, chat.jid, len(msgs)))
@@ -122,19 +124,28 @@ def _with_group_chats(chats: list[Chat], groups: list[Group]) -> list[Chat]:
     return out
 
 
-def _save_history(
-    db: Database, session_id: int, chat_jid: str, msgs: list[Message], reached_start: bool
-) -> None:
+def save_history_page(
+    db: Database,
+    session_id: int,
+    chat_jid: str,
+    msgs: list[Message],
+    reached_start: bool,
+    hooks: Hooks = (),
+) -> Batch:
+    """Commit one page of a chat's history, clear its error, mark it complete if so."""
     batch = Batch()
     for m in msgs:
         batch.add(ev.MessageReceived(m))
     now = int(time.time())
     with db.write() as conn:
-        write_batch(conn, session_id, batch, now)
+        result = write_batch(conn, session_id, batch, now)
+        for hook in hooks:
+            hook(conn, session_id, batch, result)
         mark_chat_error(conn, session_id, chat_jid, None, now)
         if reached_start:
             # Fewer than asked: the engine reached the first message of the chat.
             mark_fully_synced(conn, session_id, chat_jid, now)
+    return batch
 
 
 def _record_error(db: Database, session_id: int, chat_jid: str, error: str) -> None:

@@ -10,6 +10,7 @@ from wasync.domain.models import SyncReport
 from wasync.engines.base import Engine
 from wasync.store.db import Database
 from wasync.store.sessions import ensure_session
+from wasync.sync.hooks import Hooks
 from wasync.sync.initial import DEFAULT_LIMIT_PER_CHAT, ProgressListener, initial_sync
 from wasync.sync.writer import BatchWriter, CommitListener
 
@@ -31,6 +32,7 @@ class SessionSync:
         on_commit: CommitListener | None = None,
         max_batch: int = 5000,
         max_delay: float = 0.1,
+        hooks: Hooks = (),
     ) -> None:
         self.db = db
         self.engine = engine
@@ -41,6 +43,7 @@ class SessionSync:
         self.on_commit = on_commit
         self.max_batch = max_batch
         self.max_delay = max_delay
+        self.hooks = tuple(hooks)
         self.session_id: int | None = None
         self.writer: BatchWriter | None = None
         self._pump: asyncio.Task[None] | None = None
@@ -60,6 +63,7 @@ class SessionSync:
             max_batch=self.max_batch,
             max_delay=self.max_delay,
             on_commit=self.on_commit,
+            hooks=self.hooks,
         )
         self.writer.start()
         # Listen before connecting, so that nothing pushed at connect time is missed.
@@ -78,7 +82,7 @@ class SessionSync:
             log.exception("event stream of session %s failed", self.session_name)
             raise
 
-    async def initial_sync(self) -> SyncReport:
+    async def initial_sync(self, limit_per_chat: int | None = None) -> SyncReport:
         if self.session_id is None:
             raise RuntimeError("start() the session first")
         return await initial_sync(
@@ -86,8 +90,9 @@ class SessionSync:
             self.db,
             self.session_id,
             self.session_name,
-            limit_per_chat=self.limit_per_chat,
+            limit_per_chat=self.limit_per_chat if limit_per_chat is None else limit_per_chat,
             on_progress=self.on_progress,
+            hooks=self.hooks,
         )
 
     async def flush(self) -> None:

@@ -19,6 +19,7 @@ from wasync.store.db import Database
 from wasync.store.writes import WriteResult
 from wasync.sync.batch import Batch
 from wasync.sync.commit import commit_batch
+from wasync.sync.hooks import Hooks
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +35,14 @@ class BatchWriter:
         max_batch: int = 5000,
         max_delay: float = 0.1,
         on_commit: CommitListener | None = None,
+        hooks: Hooks = (),
     ) -> None:
         self.db = db
         self.session_id = session_id
         self.max_batch = max_batch
         self.max_delay = max_delay
         self.on_commit = on_commit
+        self.hooks = tuple(hooks)
         self.committed_events = 0
         self._batch = Batch()
         self._has_events = asyncio.Event()
@@ -106,7 +109,7 @@ class BatchWriter:
                 if len(batch):
                     # Shield: a cancelled writer still finishes the commit it started.
                     result = await asyncio.shield(
-                        asyncio.to_thread(commit_batch, self.db, self.session_id, batch)
+                        asyncio.to_thread(commit_batch, self.db, self.session_id, batch, self.hooks)
                     )
                     self.committed_events += len(batch)
                     if self.on_commit is not None:

@@ -1,0 +1,20 @@
+"""Work that must happen in the same transaction as a committed batch.
+
+A hook runs inside the write transaction of every batch (live ingestion, initial
+sync, history pages), after the rows are written. Use it for durable follow-ups that
+must not be lost or duplicated by a crash between "rows committed" and "follow-up
+recorded": enqueueing avatar jobs for new contacts, webhook deliveries (outbox).
+Hooks must be quick and must only write through `conn`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from sqlalchemy import Connection
+
+from wasync.store.writes import WriteResult
+from wasync.sync.batch import Batch
+
+TransactionHook = Callable[[Connection, int, Batch, WriteResult], None]
+Hooks = Sequence[TransactionHook]

@@ -1,0 +1,136 @@
+"""Turn a committed batch into bus events (JSON-ready dicts) for live consumers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wasync.bus import BusEvent
+from wasync.domain import events as ev
+from wasync.domain.models import Chat, Contact, Message
+from wasync.sync.batch import Batch
+from wasync.sync.commit import status_of
+
+
+def message_data(m: Message) -> dict[str, Any]:
+    media = m.media
+    return {
+        "chatJid": m.key.chat_jid,
+        "senderJid": m.key.sender_jid,
+        "messageId": m.key.message_id,
+        "fromMe": m.from_me,
+        "timestamp": m.timestamp,
+        "kind": str(m.kind),
+        "text": m.text,
+        "quotedId": m.quoted_id,
+        "pushName": m.push_name,
+        "media": None
+        if media is None
+        else {"mimetype": media.mimetype, "size": media.size, "filename": media.filename},
+    }
+
+
+def chat_data(c: Chat) -> dict[str, Any]:
+    return {
+        "jid": c.jid,
+        "kind": str(c.kind),
+        "name": c.name,
+        "lastMessageAt": c.last_message_at,
+        "unreadCount": c.unread_count,
+        "archived": c.archived,
+        "pinned": c.pinned,
+    }
+
+
+def contact_data(c: Contact) -> dict[str, Any]:
+    return {
+        "jid": c.jid,
+        "name": c.name,
+        "pushName": c.push_name,
+        "businessName": c.business_name,
+        "phone": c.phone,
+        "lid": c.lid,
+    }
+
+
+def bus_events(session: str, batch: Batch) -> list[BusEvent]:
+    out: list[BusEvent] = []
+    for m in batch.messages.values():
+        out.append(BusEvent(session, "message", message_data(m)))
+    for e in batch.edits.values():
+        out.append(
+            BusEvent(
+                session,
+                "message.edit",
+                {
+                    "chatJid": e.key.chat_jid,
+                    "senderJid": e.key.sender_jid,
+                    "messageId": e.key.message_id,
+                    "text": e.text,
+                    "editedAt": e.edited_at,
+                },
+            )
+        )
+    for r in batch.revokes.values():
+        out.append(
+            BusEvent(
+                session,
+                "message.delete",
+                {
+                    "chatJid": r.key.chat_jid,
+                    "senderJid": r.key.sender_jid,
+                    "messageId": r.key.message_id,
+                    "revokedAt": r.revoked_at,
+                    "revokedBy": r.revoked_by,
+                },
+            )
+        )
+    for reaction in batch.reactions.values():
+        out.append(
+            BusEvent(
+                session,
+                "reaction",
+                {
+                    "chatJid": reaction.target.chat_jid,
+                    "targetSenderJid": reaction.target.sender_jid,
+                    "targetMessageId": reaction.target.message_id,
+                    "senderJid": reaction.sender_jid,
+                    "emoji": reaction.emoji or None,
+                    "timestamp": reaction.timestamp,
+                },
+            )
+        )
+    for c in batch.chats.values():
+        out.append(BusEvent(session, "chat", chat_data(c)))
+    for contact in batch.contacts.values():
+        out.append(BusEvent(session, "contact", contact_data(contact)))
+    for g in batch.groups.values():
+        out.append(
+            BusEvent(
+                session,
+                "group",
+                {
+                    "jid": g.jid,
+                    "name": g.name,
+                    "topic": g.topic,
+                    "participants": [
+                        {"jid": p.jid, "isAdmin": p.is_admin, "isSuperAdmin": p.is_super_admin}
+                        for p in g.participants
+                    ],
+                },
+            )
+        )
+    for event in batch.other:
+        status = status_of(event)
+        if status is not None:
+            out.append(
+                BusEvent(session, "session.status", {"status": str(status[0]), "reason": status[1]})
+            )
+        elif isinstance(event, ev.PairingCode):
+            out.append(
+                BusEvent(
+                    session,
+                    "session.status",
+                    {"status": "pairing", "code": event.code, "codeKind": event.kind},
+                )
+            )
+    return out

@@ -1,0 +1,1 @@
+"""Background workers that consume the durable jobs queue."""
