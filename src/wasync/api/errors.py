@@ -1,0 +1,63 @@
+"""Errors as JSON `{error, detail}` with the right status; never a trace for bad input."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from wasync.engines.base import CapabilityMissing, EngineError, MediaGone, NotConnected
+from wasync.errors import DomainError, StoreError, WasyncError
+from wasync.store.sessions import SessionNotFound
+
+log = logging.getLogger(__name__)
+
+
+def error_response(status: int, error: str, detail: object = None) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status)
+
+
+def _status_of(exc: WasyncError) -> tuple[int, str]:
+    if isinstance(exc, SessionNotFound):
+        return 404, "not_found"
+    if isinstance(exc, DomainError):
+        return 400, "bad_request"
+    if isinstance(exc, CapabilityMissing):
+        return 501, "not_available"
+    if isinstance(exc, MediaGone):
+        return 410, "gone"
+    if isinstance(exc, NotConnected):
+        return 503, "not_connected"
+    if isinstance(exc, EngineError):
+        return 502, "engine_error"
+    if isinstance(exc, StoreError):
+        return 503, "store_error"
+    return 500, "error"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(WasyncError)
+    async def _wasync(request: Request, exc: WasyncError) -> JSONResponse:
+        status, code = _status_of(exc)
+        if status >= 500:
+            log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return error_response(status, code, str(exc))
+
+    # Starlette's HTTPException is the base of FastAPI's and also covers unknown routes.
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+        return error_response(exc.status_code, code.get(exc.status_code, "error"), exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        return error_response(422, "invalid_request", detail)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "unexpected server error; see the logs")
