@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from wasync.bus import BusEvent, EventBus
 from wasync.config import Settings
 from wasync.domain.models import SyncProgress, SyncReport
 from wasync.engines.base import Engine
+from wasync.outbox import Outbox
 from wasync.store.db import Database
 from wasync.store.sessions import SessionNotFound
 from wasync.store.writes import WriteResult
@@ -66,6 +68,9 @@ class Runtime:
         self.hooks: list[TransactionHook] = []
         self.services: list[Service] = []
         self.sessions: dict[str, SessionHandle] = {}
+        self.outbox = Outbox()
+        # Extra figures per job kind for the queues dashboard (e.g. the avatar rate).
+        self.queue_stats: dict[str, Callable[[], dict[str, Any]]] = {}
         self._started = False
         self._sync_locks: dict[str, asyncio.Lock] = {}
 
