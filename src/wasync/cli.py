@@ -20,7 +20,7 @@ from wasync.domain.models import SyncProgress, SyncReport
 from wasync.errors import WasyncError
 from wasync.store.db import Database
 from wasync.store.queries import summary
-from wasync.store.sessions import SessionNotFound, get_session
+from wasync.store.sessions import get_session
 
 app = typer.Typer(
     name="wasync",
@@ -200,4 +200,4 @@ def main() -> None:
     app()
 
 
-__all__ = ["SessionNotFound", "app", "main"]
+__all__ = ["app", "main"]

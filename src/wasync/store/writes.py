@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Dialect, bindparam, case, delete, literal_col
 from sqlalchemy.dialects import postgresql, sqlite
 
 from wasync.domain.jid import chat_kind_of
-from wasync.domain.models import Chat, ChatKind, Contact, Message, MessageKind
+from wasync.domain.models import Chat, Contact, Message, MessageKind
 from wasync.store import rows as R
 from wasync.store.schema import (
     chats,
@@ -200,7 +200,7 @@ def _write_chats(
         row = (
             R.chat_row(session_id, chat, now)
             if chat is not None
-            else R.chat_row(session_id, Chat(jid=jid, kind=_kind(jid)), now)
+            else R.chat_row(session_id, Chat(jid=jid, kind=chat_kind_of(jid)), now)
         )
         if row["last_message_at"] is None or ts > row["last_message_at"]:
             row["last_message_at"] = ts
@@ -237,10 +237,6 @@ def _write_chats(
             "updated_at": x.updated_at,
         },
     )
-
-
-def _kind(jid: str) -> ChatKind:
-    return chat_kind_of(jid)
 
 
 def _write_groups(conn: Connection, session_id: int, batch: Batch, now: int) -> None:
