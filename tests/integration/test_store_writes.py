@@ -244,3 +244,34 @@ def test_bad_cursor_is_a_clear_error(db: Database, bad: str) -> None:
     sid = _session(db)
     with db.read() as conn, pytest.raises(InvalidCursor, match="invalid cursor"):
         queries.list_messages(conn, sid, ALICE, before=bad or "=")
+
+
+def test_a_group_record_does_not_reset_chat_metadata(db: Database) -> None:
+    sid = _session(db)
+    chat = Chat(GROUP, ChatKind.GROUP, name="Team", unread_count=4, archived=True, pinned=True)
+    _commit(db, sid, ev.ChatUpserted(chat))
+    _commit(db, sid, ev.GroupUpserted(Group(GROUP, "Team renamed", participants=())))
+    with db.read() as conn:
+        row = conn.execute(select(chats).where(chats.c.jid == GROUP)).one()
+    assert (row.name, row.unread_count, bool(row.archived), bool(row.pinned)) == (
+        "Team renamed",
+        4,
+        True,
+        True,
+    )
+
+
+def test_own_jid_is_remembered_and_complete_chats_are_marked(db: Database) -> None:
+    from wasync.store.sessions import get_session
+
+    sid = _session(db)
+    _commit(db, sid, ev.Paired(ME))
+    with db.read() as conn:
+        assert get_session(conn, "default").jid == ME
+    _commit(db, sid, ev.Connected("5511999990009@s.whatsapp.net"))
+    history = ev.HistoryBatch(ev.HistorySyncType.FULL, messages=(_msg(1),), complete_chats=(ALICE,))
+    _commit(db, sid, history)
+    with db.read() as conn:
+        assert get_session(conn, "default").jid == "5511999990009@s.whatsapp.net"
+        state = queries.get_sync_state(conn, sid, ALICE)
+    assert state is not None and state.fully_synced

@@ -71,6 +71,26 @@ class Paired:
 
 
 @dataclass(frozen=True, slots=True)
+class PairingFailed:
+    """The phone refused or failed the link; pairing can be tried again."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeepAliveLost:
+    """The server stopped answering keep-alives; the engine is trying to recover."""
+
+    error_count: int = 0
+    last_success: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeepAliveRestored:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
 class MessageReceived:
     message: Message
 
@@ -98,6 +118,10 @@ class HistoryBatch:
     chats: tuple[Chat, ...] = ()
     messages: tuple[Message, ...] = ()
     contacts: tuple[Contact, ...] = ()
+    # Percent of the phone's whole transfer done after this block, when it says.
+    progress: int | None = None
+    # Chats the phone says it has nothing older of: their history is complete.
+    complete_chats: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +164,9 @@ Event = (
     | LoggedOut
     | PairingCode
     | Paired
+    | PairingFailed
+    | KeepAliveLost
+    | KeepAliveRestored
     | MessageReceived
     | MessageEdited
     | MessageRevoked

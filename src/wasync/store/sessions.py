@@ -88,3 +88,12 @@ def set_status(
     if jid is not None:
         values["jid"] = jid
     conn.execute(update(sessions).where(sessions.c.id == session_id).values(**values))
+
+
+def set_jid(conn: Connection, session_id: int, jid: str) -> None:
+    """Remember the account's own JID (learnt when pairing or connecting)."""
+    conn.execute(
+        update(sessions)
+        .where(sessions.c.id == session_id)
+        .values(jid=jid, updated_at=int(time.time()))
+    )

@@ -73,6 +73,8 @@ def write_batch(conn: Connection, session_id: int, batch: Batch, now: int) -> Wr
     _write_edits(conn, session_id, batch)
     _write_revokes(conn, session_id, batch)
     _write_reactions(conn, session_id, batch)
+    for jid in sorted(batch.complete_chats):
+        mark_fully_synced(conn, session_id, jid, now)
     return result
 
 
@@ -209,22 +211,39 @@ def _write_chats(
     result.chats_touched.update(activity)
     if not rows:
         return
-    explicit = set(batch.chats) | set(batch.groups)
-    implicit_rows = [r for r in rows if r["jid"] not in explicit]
-    explicit_rows = [r for r in rows if r["jid"] in explicit]
+    # Three kinds of row, three update rules: a full chat record replaces the chat's
+    # metadata; a group record only names it (it knows nothing of unread, archived,
+    # pinned or muted, so it must not reset them); activity alone only moves
+    # last_message_at forward.
     keys = ("session_id", "jid")
-    # Activity alone only moves last_message_at forward (and fills a missing name).
+    by_kind: dict[str, list[dict[str, Any]]] = {"chat": [], "group": [], "activity": []}
+    for r in rows:
+        jid = r["jid"]
+        kind = "chat" if jid in batch.chats else "group" if jid in batch.groups else "activity"
+        by_kind[kind].append(r)
     upsert(
         conn,
         chats,
-        implicit_rows,
+        by_kind["activity"],
         keys=keys,
         update=lambda x: {"last_message_at": _later(x.last_message_at, chats.c.last_message_at)},
     )
     upsert(
         conn,
         chats,
-        explicit_rows,
+        by_kind["group"],
+        keys=keys,
+        update=lambda x: {
+            "kind": x.kind,
+            "name": _coalesce(x.name, chats.c.name),
+            "last_message_at": _later(x.last_message_at, chats.c.last_message_at),
+            "updated_at": x.updated_at,
+        },
+    )
+    upsert(
+        conn,
+        chats,
+        by_kind["chat"],
         keys=keys,
         update=lambda x: {
             "kind": x.kind,

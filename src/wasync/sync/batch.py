@@ -31,6 +31,8 @@ class Batch:
     chats: dict[str, Chat] = field(default_factory=dict)
     groups: dict[str, Group] = field(default_factory=dict)
     pictures_changed: dict[str, ev.PictureChanged] = field(default_factory=dict)
+    # Chats whose history the phone says is complete (nothing older exists).
+    complete_chats: set[str] = field(default_factory=set)
     # Everything else (lifecycle, pairing) passes through to subscribers untouched.
     other: list[ev.Event] = field(default_factory=list)
     size: int = 0
@@ -50,6 +52,7 @@ class Batch:
                     self.chats[c.jid] = c
                 for contact in event.contacts:
                     self.add_contact(contact)
+                self.complete_chats.update(event.complete_chats)
             case ev.MessageEdited(edit=e):
                 old = self.edits.get(e.key)
                 if old is None or e.edited_at >= old.edited_at:

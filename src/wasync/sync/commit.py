@@ -7,24 +7,31 @@ import time
 from wasync.domain import events as ev
 from wasync.domain.events import SessionStatus
 from wasync.store.db import Database
-from wasync.store.sessions import set_status
+from wasync.store.sessions import set_jid, set_status
 from wasync.store.writes import WriteResult, write_batch
 from wasync.sync.batch import Batch
-from wasync.sync.hooks import Hooks
+from wasync.sync.hooks import Hooks, run_before_write
 
 
 def commit_batch(db: Database, session_id: int, batch: Batch, hooks: Hooks = ()) -> WriteResult:
     """Write the batch, session status changes and every hook's work, atomically."""
     now = int(time.time())
     with db.write() as conn:
+        run_before_write(conn, session_id, batch, hooks)
         result = write_batch(conn, session_id, batch, now)
         for event in batch.other:
             status = status_of(event)
             if status is not None:
-                set_status(conn, session_id, *status)
+                set_status(conn, session_id, *status, jid=_own_jid(event))
+            elif isinstance(event, ev.Paired):
+                set_jid(conn, session_id, event.jid)
         for hook in hooks:
             hook(conn, session_id, batch, result)
     return result
+
+
+def _own_jid(event: ev.Event) -> str | None:
+    return event.jid if isinstance(event, ev.Connected | ev.Paired) else None
 
 
 def status_of(event: ev.Event) -> tuple[SessionStatus, str | None] | None:

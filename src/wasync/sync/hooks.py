@@ -18,3 +18,13 @@ from wasync.sync.batch import Batch
 
 TransactionHook = Callable[[Connection, int, Batch, WriteResult], None]
 Hooks = Sequence[TransactionHook]
+
+
+def run_before_write(conn: Connection, session_id: int, batch: Batch, hooks: Hooks) -> None:
+    """Call right before `write_batch`: hooks with a `before_write(conn, session_id,
+    batch)` method read what the batch is about to change (webhooks announce only
+    new messages, not replays). A hook without one costs nothing here."""
+    for hook in hooks:
+        before = getattr(hook, "before_write", None)
+        if before is not None:
+            before(conn, session_id, batch)

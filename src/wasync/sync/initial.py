@@ -29,7 +29,7 @@ from wasync.store.db import Database
 from wasync.store.writes import mark_chat_error, mark_fully_synced, write_batch
 from wasync.sync.batch import Batch
 from wasync.sync.commit import commit_batch
-from wasync.sync.hooks import Hooks
+from wasync.sync.hooks import Hooks, run_before_write
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +138,7 @@ def save_history_page(
         batch.add(ev.MessageReceived(m))
     now = int(time.time())
     with db.write() as conn:
+        run_before_write(conn, session_id, batch, hooks)
         result = write_batch(conn, session_id, batch, now)
         for hook in hooks:
             hook(conn, session_id, batch, result)
