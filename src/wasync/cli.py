@@ -15,6 +15,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from wasync.commands.pair import PAIR_HELP
+from wasync.commands.pair import pair as pair_command
+from wasync.commands.session import app as session_app
 from wasync.config import Settings
 from wasync.domain.models import SyncProgress, SyncReport
 from wasync.errors import WasyncError
@@ -73,7 +76,7 @@ def open_database(settings: Settings) -> Database:
 
 @app.command()
 def sync(
-    engine: str = typer.Option("simulator", help="Engine: 'simulator' (more come later)."),
+    engine: str = typer.Option("simulator", help="Engine: 'simulator' or 'neonize'."),
     seed: int = typer.Option(1, help="Simulator: seed of the generated network."),
     scale: str = typer.Option("tiny", help="Simulator: tiny, small, medium or large."),
     session: str = typer.Option("default", help="Session name."),
@@ -127,7 +130,7 @@ async def _sync(
     from wasync.sync.session import SessionSync
 
     db = open_database(settings)
-    engine = make_engine(engine_name, seed=seed, scale=scale)
+    engine = make_engine(engine_name, seed=seed, scale=scale, session=session, settings=settings)
     progress = Progress(
         TextColumn("[bold]syncing chats"),
         BarColumn(),
@@ -193,6 +196,10 @@ def stats(
         console.print(table)
 
     _run(body)
+
+
+app.command("pair", help=PAIR_HELP)(pair_command)
+app.add_typer(session_app, name="session")
 
 
 def main() -> None:

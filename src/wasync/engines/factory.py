@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from wasync.engines.base import Engine
 from wasync.errors import ConfigError
 
-ENGINES = ("simulator",)
+if TYPE_CHECKING:
+    from wasync.config import Settings
+
+ENGINES = ("simulator", "neonize")
 
 
-def make_engine(name: str, *, seed: int = 1, scale: str = "tiny") -> Engine:
+def make_engine(
+    name: str,
+    *,
+    seed: int = 1,
+    scale: str = "tiny",
+    session: str = "default",
+    settings: Settings | None = None,
+) -> Engine:
+    if name == "neonize":
+        # Real WhatsApp: the session must have been paired (`wasync pair`) or imported.
+        from wasync.config import Settings
+        from wasync.engines.neonize.setup import neonize_engine_for
+
+        return neonize_engine_for(settings or Settings(), session)
     if name == "simulator":
         from wasync.engines.simulator import SCALES, Network, SimulatorEngine
 

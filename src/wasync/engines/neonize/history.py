@@ -1,0 +1,115 @@
+"""`HistorySyncEv` (waHistorySync.HistorySync) to domain events.
+
+One HistorySync becomes one `HistoryBatch` (chats, messages, contacts) followed by
+the edits, revokes and reactions it carried. Phone <-> LID mappings are learned first,
+so messages of LID senders are keyed like the live ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wasync.domain import events as ev
+from wasync.domain.events import HistorySyncType
+from wasync.domain.jid import chat_kind_of
+from wasync.domain.models import Chat, Contact, Message
+from wasync.engines.neonize.jids import IdentityMap, canonical, phone_of
+from wasync.engines.neonize.messages import history_events, seconds
+
+_SYNC_TYPES = {
+    0: HistorySyncType.INITIAL_BOOTSTRAP,
+    2: HistorySyncType.FULL,
+    3: HistorySyncType.RECENT,
+    4: HistorySyncType.PUSH_NAME,
+    6: HistorySyncType.ON_DEMAND,
+}
+# Conversation.endOfHistoryTransferType: the phone holds nothing older for this chat.
+_COMPLETE = 1
+# A mute "forever" arrives as a huge (often all-ones) number; keep it comparable.
+FOREVER = 253_402_300_799  # 9999-12-31T23:59:59Z
+
+
+def history_sync_events(data: Any, ids: IdentityMap, own_jid: str | None) -> list[ev.Event]:
+    """Domain events for one `waHistorySync.HistorySync`."""
+    for mapping in data.phoneNumberToLidMappings:
+        ids.learn(canonical(mapping.pnJID), canonical(mapping.lidJID))
+    for conv in data.conversations:
+        chat_id = canonical(conv.ID)
+        for other in (conv.pnJID, conv.lidJID, conv.newJID):
+            ids.learn(chat_id, canonical(other))
+
+    chats: list[Chat] = []
+    messages: list[Message] = []
+    extra: list[ev.Event] = []
+    complete: list[str] = []
+    for conv in data.conversations:
+        chat = _chat(conv, ids)
+        if chat is None:
+            continue
+        chats.append(chat)
+        if conv.endOfHistoryTransferType == _COMPLETE and conv.HasField("endOfHistoryTransferType"):
+            complete.append(chat.jid)
+        # Newest first, as the phone sends them; the store does not care about order.
+        for item in conv.messages:
+            if not item.HasField("message"):
+                continue
+            for event in history_events(chat.jid, item.message, ids, own_jid):
+                if isinstance(event, ev.MessageReceived):
+                    messages.append(event.message)
+                else:
+                    extra.append(event)
+
+    batch = ev.HistoryBatch(
+        sync_type=_SYNC_TYPES.get(data.syncType, HistorySyncType.OTHER),
+        chats=tuple(chats),
+        messages=tuple(messages),
+        contacts=tuple(_contacts(data, ids)),
+        progress=data.progress if data.HasField("progress") else None,
+        complete_chats=tuple(complete),
+    )
+    return [batch, *extra]
+
+
+def _chat(conv: Any, ids: IdentityMap) -> Chat | None:
+    jid = ids.preferred(canonical(conv.ID))
+    if jid is None:
+        return None
+    last = conv.lastMsgTimestamp or conv.conversationTimestamp
+    return Chat(
+        jid=jid,
+        kind=chat_kind_of(jid),
+        name=conv.name or conv.displayName or None,
+        last_message_at=seconds(last) if last else None,
+        unread_count=conv.unreadCount,
+        archived=conv.archived,
+        # `pinned` is the time it was pinned, 0 when it is not.
+        pinned=conv.pinned > 0,
+        muted_until=muted_until(conv.muteEndTime),
+    )
+
+
+def muted_until(value: int) -> int | None:
+    if not value:
+        return None
+    if value >= 2**62:
+        return FOREVER
+    return min(seconds(value), FOREVER)
+
+
+def _contacts(data: Any, ids: IdentityMap) -> list[Contact]:
+    found: dict[str, Contact] = {}
+    for mapping in data.phoneNumberToLidMappings:
+        pn = canonical(mapping.pnJID)
+        if pn is not None:
+            found[pn] = _contact(pn, ids)
+    for entry in data.pushnames:
+        jid = ids.preferred(canonical(entry.ID))
+        if jid is None or not entry.pushname:
+            continue
+        found[jid] = _contact(jid, ids, push_name=entry.pushname)
+    return list(found.values())
+
+
+def _contact(jid: str, ids: IdentityMap, push_name: str | None = None) -> Contact:
+    lid = ids.lid_of(jid)
+    return Contact(jid=jid, push_name=push_name, phone=phone_of(jid), lid=lid)

@@ -1,0 +1,1 @@
+"""Sessions: where each account's WhatsApp keys live, moving them, keeping them connected."""
