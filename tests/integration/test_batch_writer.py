@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from wasync.domain import events as ev
 from wasync.domain.models import Message, MessageKey
 from wasync.store import queries
@@ -75,3 +77,58 @@ async def test_session_status_follows_lifecycle_events(db: Database) -> None:
     with db.read() as conn:
         row = get_session(conn, "s")
     assert (row.status, row.status_reason) == ("logged_out", "logged out from the phone")
+
+
+async def test_an_unavailable_database_delays_but_loses_nothing(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wasync.errors import StoreError
+    from wasync.sync import writer as writer_module
+
+    with db.write() as conn:
+        sid = ensure_session(conn, "s", "simulator")
+    real = writer_module.commit_batch
+    failures = {"left": 3}
+
+    def flaky(*args: object, **kwargs: object) -> WriteResult:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise StoreError("database write failed: connection refused")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer_module, "commit_batch", flaky)
+    writer = BatchWriter(db, sid, max_batch=10, max_delay=0.01)
+    writer.retry_delay = 0.01
+    writer.start()
+    for i in range(35):
+        await writer.put(_event(i))
+    await writer.close()
+    with db.read() as conn:
+        assert queries.summary(conn, sid)["messages"] == 35
+    assert writer.store_errors == 3
+
+
+async def test_a_poison_event_is_skipped_and_the_rest_is_kept(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wasync.sync import writer as writer_module
+
+    with db.write() as conn:
+        sid = ensure_session(conn, "s", "simulator")
+    real = writer_module.commit_batch
+    poison = _event(13)
+
+    def picky(db_: Database, sid_: int, batch: Batch, hooks: object = ()) -> WriteResult:
+        if poison.message.key in batch.messages:
+            raise ValueError("cannot store this one")
+        return real(db_, sid_, batch, hooks)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer_module, "commit_batch", picky)
+    writer = BatchWriter(db, sid, max_batch=10, max_delay=0.01)
+    writer.start()
+    for i in range(30):
+        await writer.put(_event(i))
+    await writer.close()
+    with db.read() as conn:
+        assert queries.summary(conn, sid)["messages"] == 29
+    assert writer.poisoned_events == 1

@@ -35,6 +35,9 @@ class Batch:
     complete_chats: set[str] = field(default_factory=set)
     # Everything else (lifecycle, pairing) passes through to subscribers untouched.
     other: list[ev.Event] = field(default_factory=list)
+    # The events as received, kept so a batch that cannot be committed as a whole
+    # can be retried one event at a time (see sync/writer.py).
+    events: list[ev.Event] = field(default_factory=list)
     size: int = 0
 
     def __len__(self) -> int:
@@ -42,6 +45,7 @@ class Batch:
 
     def add(self, event: ev.Event) -> None:
         self.size += 1
+        self.events.append(event)
         match event:
             case ev.MessageReceived(message=m):
                 self.messages.setdefault(m.key, m)

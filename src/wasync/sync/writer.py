@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from wasync.domain.events import Event
+from wasync.errors import StoreError
 from wasync.store.db import Database
 from wasync.store.writes import WriteResult
 from wasync.sync.batch import Batch
@@ -43,6 +44,10 @@ class BatchWriter:
         self.max_delay = max_delay
         self.on_commit = on_commit
         self.hooks = tuple(hooks)
+        self.retry_delay = 0.5
+        self.max_retry_delay = 30.0
+        self.store_errors = 0  # commits retried because the database was unavailable
+        self.poisoned_events = 0  # events skipped because they could not be stored
         self.committed_events = 0
         self._batch = Batch()
         self._has_events = asyncio.Event()
@@ -93,6 +98,51 @@ class BatchWriter:
         await self._task
         self._task = None
 
+    async def _commit(self, batch: Batch) -> WriteResult:
+        """Commit a batch; never give up on a database that is only unavailable.
+
+        A StoreError (connection lost, database locked or down) keeps the batch and
+        retries with back-off: nothing acked by the engine is dropped, and put()
+        applies back-pressure meanwhile. Any other error is a bug or a poison event:
+        the batch is then committed event by event, so that one bad event is logged
+        and skipped instead of blocking, or losing, everything behind it.
+        """
+        delay = self.retry_delay
+        while True:
+            try:
+                # Shield: a cancelled writer still finishes the commit it started.
+                return await asyncio.shield(
+                    asyncio.to_thread(commit_batch, self.db, self.session_id, batch, self.hooks)
+                )
+            except StoreError as exc:
+                self.store_errors += 1
+                log.warning("commit failed (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_retry_delay)
+            except Exception:
+                log.exception("a batch of %d events failed; committing them one by one", len(batch))
+                return await self._commit_each(batch)
+
+    async def _commit_each(self, batch: Batch) -> WriteResult:
+        merged = WriteResult()
+        for event in batch.events:
+            single = Batch()
+            single.add(event)
+            try:
+                result = await asyncio.shield(
+                    asyncio.to_thread(commit_batch, self.db, self.session_id, single, self.hooks)
+                )
+            except StoreError:
+                raise
+            except Exception:
+                self.poisoned_events += 1
+                log.exception("skipping an event that cannot be stored: %r", event)
+                continue
+            merged.messages += result.messages
+            merged.chats_touched |= result.chats_touched
+            merged.senders |= result.senders
+        return merged
+
     async def _run(self) -> None:
         try:
             while True:
@@ -107,10 +157,7 @@ class BatchWriter:
                 self._has_events.clear()
                 self._room.set()
                 if len(batch):
-                    # Shield: a cancelled writer still finishes the commit it started.
-                    result = await asyncio.shield(
-                        asyncio.to_thread(commit_batch, self.db, self.session_id, batch, self.hooks)
-                    )
+                    result = await self._commit(batch)
                     self.committed_events += len(batch)
                     if self.on_commit is not None:
                         try:
