@@ -7,7 +7,7 @@ import random
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from wasync.domain import events as ev
 from wasync.domain.models import (
@@ -26,6 +26,7 @@ from wasync.domain.models import (
 )
 from wasync.store import queries
 from wasync.store.db import Database
+from wasync.store.migrate import upgrade
 from wasync.store.schema import chats, contacts, group_participants, messages, metadata, reactions
 from wasync.store.sessions import ensure_session
 from wasync.sync.batch import Batch
@@ -73,6 +74,34 @@ def test_fresh_migration_equals_schema(db: Database) -> None:
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
+
+
+def test_a_database_of_the_first_release_upgrades_in_place(db_url: str) -> None:
+    """Migrations are append-only: a mirror made by revision 0001 keeps its rows and
+    reaches the same schema as a fresh install."""
+    database = Database(db_url)
+    try:
+        upgrade(database, "0001")
+        sid = _session(database)
+        with database.write() as conn:  # the columns of 0001 only
+            conn.execute(
+                text(
+                    "INSERT INTO sync_state (session_id, chat_jid, newest_message_id,"
+                    " fully_synced) VALUES (:sid, :jid, 'M1', true)"
+                ),
+                {"sid": sid, "jid": ALICE},
+            )
+        database.migrate()
+        _commit(database, sid, ev.MessageReceived(_msg(1)))
+        with database.engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        with database.read() as conn:
+            assert len(conn.execute(select(messages.c.message_id)).all()) == 1
+            state = queries.get_sync_state(conn, sid, ALICE)
+        assert state is not None and state.fully_synced
+        assert state.gap_status is None and state.gap_epoch == 0
+    finally:
+        database.close()
 
 
 def test_migrate_twice_is_harmless(db: Database) -> None:

@@ -170,6 +170,17 @@ class SyncState:
     fully_synced: bool = False
     last_synced_at: int | None = None
     last_error: str | None = None
+    # A possible hole after downtime: None, "pending", "filling" or "failed". Messages
+    # after `gap_since_*` may be missing, down from `gap_until_*` (None: the newest).
+    gap_status: str | None = None
+    gap_since_message_id: str | None = None
+    gap_since_sender_jid: str | None = None
+    gap_since_timestamp: int | None = None
+    gap_until_message_id: str | None = None
+    gap_until_sender_jid: str | None = None
+    gap_until_timestamp: int | None = None
+    gap_detected_at: int | None = None
+    gap_epoch: int = 0
 
 
 # Profile picture answers (engine port `profile_picture`).

@@ -72,19 +72,35 @@ def list_chats(
     search: str | None = None,
     kind: str | None = None,
 ) -> Page:
-    """Chats by last activity, newest first; keyset on (last_message_at, jid)."""
+    """Chats by last activity, newest first; keyset on (last_message_at, jid).
+
+    A chat without activity counts as -1 (it comes last). Two range scans of the index
+    (session_id, last_message_at, jid), active chats then the others, instead of
+    sorting every chat of the session for each page (10 ms at 5,000 chats).
+    """
     limit = _clamp(limit)
-    activity = func.coalesce(chats.c.last_message_at, -1)
-    stmt = select(chats).where(chats.c.session_id == session_id)
+    c = chats.c
+    base = select(chats).where(c.session_id == session_id)
     if kind:
-        stmt = stmt.where(chats.c.kind == kind)
+        base = base.where(c.kind == kind)
     if search:
-        stmt = stmt.where(func.lower(chats.c.name).contains(search.lower(), autoescape=True))
-    if cursor:
-        ts, jid = decode_cursor(cursor, (int, str))
-        stmt = stmt.where(or_(activity < ts, and_(activity == ts, chats.c.jid < jid)))
-    stmt = stmt.order_by(activity.desc(), chats.c.jid.desc()).limit(limit + 1)
-    rows = [dict(r._mapping) for r in conn.execute(stmt)]
+        base = base.where(func.lower(c.name).contains(search.lower(), autoescape=True))
+    ts, jid = decode_cursor(cursor, (int, str)) if cursor else (None, None)
+    rows: list[dict[str, Any]] = []
+    if ts is None or ts >= 0:
+        active = base.where(c.last_message_at.is_not(None))
+        if ts is not None:
+            active = active.where(
+                or_(c.last_message_at < ts, and_(c.last_message_at == ts, c.jid < jid))
+            )
+        active = active.order_by(c.last_message_at.desc(), c.jid.desc()).limit(limit + 1)
+        rows = [dict(r._mapping) for r in conn.execute(active)]
+    if len(rows) <= limit:
+        idle = base.where(c.last_message_at.is_(None))
+        if ts is not None and ts < 0:
+            idle = idle.where(c.jid < jid)
+        idle = idle.order_by(c.jid.desc()).limit(limit + 1 - len(rows))
+        rows += [dict(r._mapping) for r in conn.execute(idle)]
     more = len(rows) > limit
     rows = rows[:limit]
     nxt = None

@@ -190,6 +190,21 @@ sync_state = Table(
     Column("last_synced_at", BigInteger),
     Column("last_error", Text),
     Column("last_error_at", BigInteger),
+    # A possible hole after downtime (history/gaps.py): NULL when none is known, else
+    # 'pending' (reconnected, not checked yet), 'filling' or 'failed' (see last_error).
+    # Messages after `gap_since_*` (the newest stored before the downtime) may be
+    # missing down from `gap_until_*` (where filling has reached; NULL: the newest).
+    Column("gap_status", String),
+    Column("gap_since_message_id", String),
+    Column("gap_since_sender_jid", String),
+    Column("gap_since_timestamp", BigInteger),
+    Column("gap_until_message_id", String),
+    Column("gap_until_sender_jid", String),
+    Column("gap_until_timestamp", BigInteger),
+    Column("gap_detected_at", BigInteger),
+    # Bumped by every connect while a gap is open: a fill that started before then
+    # must start again from the newest message (a second outage may sit above it).
+    Column("gap_epoch", Integer, nullable=False, server_default="0"),
 )
 
 jobs = Table(
@@ -222,4 +237,36 @@ jobs = Table(
         postgresql_where=text("state IN ('queued', 'running')"),
     ),
     Index(None, "state", "kind", "run_at"),
+)
+
+# Delivery (webhooks, Discord): endpoints per session, by session name so that a
+# config file may name a session before it is first paired.
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("session_name", String, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("kind", String, nullable=False, server_default="webhook"),  # webhook | discord
+    Column("events", Text, nullable=False),  # the event filter, comma-separated
+    Column("secret", Text),  # HMAC key of signed webhooks (Discord needs none)
+    Column("description", Text),
+    Column("source", String, nullable=False, server_default="api"),  # api | file
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("session_name", "url"),
+)
+
+# What the one-shot picture job last posted per destination and number, so that an
+# unchanged picture is not posted again.
+picture_posts = Table(
+    "picture_posts",
+    metadata,
+    Column("session_name", String, primary_key=True),
+    Column("target", String, primary_key=True),
+    Column("jid", String, primary_key=True),
+    Column("state", String, nullable=False),  # picture | none | hidden
+    Column("picture_id", String),
+    Column("sha256", String),
+    Column("updated_at", BigInteger, nullable=False),
 )

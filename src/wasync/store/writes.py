@@ -10,6 +10,9 @@ matter:
 - an edit applies only if newer than the one stored; a revoke is sticky;
 - a reaction applies only if not older than the stored one (removal keeps the row);
 - sync state and chat activity move only forwards (newest) or backwards (oldest).
+
+Rows are written in key order: concurrent transactions (live batches, history pages)
+then lock the rows they share in the same order, so PostgreSQL cannot deadlock them.
 """
 
 from __future__ import annotations
@@ -108,7 +111,8 @@ _UPSERT_SQL: dict[str, tuple[str, tuple[str, ...] | None]] = {}
 
 def _insert_messages(conn: Connection, session_id: int, msgs: list[Message]) -> None:
     sql, order = _message_upsert(conn.dialect)
-    values = [R.message_values(session_id, m) for m in msgs]
+    # Tuples start with the message's key: sorting them puts the rows in key order.
+    values = sorted(R.message_values(session_id, m) for m in msgs)
     if order is None:
         params: list[Any] = [dict(zip(R.MESSAGE_COLUMNS, v, strict=True)) for v in values]
     elif order == R.MESSAGE_COLUMNS:
@@ -162,7 +166,7 @@ def _write_contacts(
     upsert(
         conn,
         contacts,
-        [R.contact_row(session_id, c, now) for c in found.values()],
+        [R.contact_row(session_id, found[jid], now) for jid in sorted(found)],
         keys=("session_id", "jid"),
         # A partial record must not erase what a fuller one said before.
         update=lambda x: {
@@ -208,6 +212,7 @@ def _write_chats(
             row["last_message_at"] = ts
         rows.append(row)
     rows.extend(R.chat_row(session_id, c, now) for c in found.values())
+    rows.sort(key=lambda row: str(row["jid"]))
     result.chats_touched.update(activity)
     if not rows:
         return
@@ -264,7 +269,7 @@ def _write_groups(conn: Connection, session_id: int, batch: Batch, now: int) -> 
     upsert(
         conn,
         groups,
-        [R.group_row(session_id, g, now) for g in batch.groups.values()],
+        [R.group_row(session_id, batch.groups[jid], now) for jid in sorted(batch.groups)],
         keys=("session_id", "jid"),
         update=lambda x: {
             "name": _coalesce(x.name, groups.c.name),
@@ -282,6 +287,7 @@ def _write_groups(conn: Connection, session_id: int, batch: Batch, now: int) -> 
         )
     )
     rows = [r for g in batch.groups.values() for r in R.participant_rows(session_id, g)]
+    rows.sort(key=lambda row: (row["group_jid"], row["participant_jid"]))
     upsert(conn, group_participants, rows, keys=("session_id", "group_jid", "participant_jid"))
 
 
@@ -308,7 +314,7 @@ def _advance_sync_state(conn: Connection, session_id: int, msgs: list[Message], 
             "oldest_timestamp": oldest[jid].timestamp,
             "last_synced_at": now,
         }
-        for jid, n in newest.items()
+        for jid, n in sorted(newest.items())
     ]
     s = sync_state.c
 
@@ -337,7 +343,7 @@ def _write_edits(conn: Connection, session_id: int, batch: Batch) -> None:
     if not batch.edits:
         return
     rows = []
-    for e in batch.edits.values():
+    for _, e in sorted(batch.edits.items()):
         row = R.placeholder_row(session_id, e.key, e.edited_at)
         row["text"] = e.text
         row["edited_at"] = e.edited_at
@@ -357,7 +363,7 @@ def _write_revokes(conn: Connection, session_id: int, batch: Batch) -> None:
     if not batch.revokes:
         return
     rows = []
-    for r in batch.revokes.values():
+    for _, r in sorted(batch.revokes.items()):
         row = R.placeholder_row(session_id, r.key, r.revoked_at)
         row["revoked_at"] = r.revoked_at
         row["revoked_by"] = r.revoked_by
@@ -385,7 +391,7 @@ def _write_reactions(conn: Connection, session_id: int, batch: Batch) -> None:
             "emoji": r.emoji or None,
             "timestamp": r.timestamp,
         }
-        for r in batch.reactions.values()
+        for _, r in sorted(batch.reactions.items())
     ]
     upsert(
         conn,
