@@ -32,5 +32,8 @@ def make_engine(
 
         if scale not in SCALES:
             raise ConfigError(f"unknown scale {scale!r}: choose one of {', '.join(SCALES)}")
-        return SimulatorEngine(Network.from_scale(scale, seed))
+        simulator = SimulatorEngine(Network.from_scale(scale, seed))
+        if settings is not None:
+            simulator.faults.history_delay = settings.simulator_history_delay
+        return simulator
     raise ConfigError(f"unknown engine {name!r}: choose one of {', '.join(ENGINES)}")

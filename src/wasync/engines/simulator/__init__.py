@@ -11,7 +11,7 @@ from wasync.engines.simulator.engine import SimulatorEngine
 from wasync.engines.simulator.faults import Faults
 from wasync.engines.simulator.network import Network
 from wasync.engines.simulator.pictures import PictureState
-from wasync.engines.simulator.server import MediaServer
+from wasync.engines.simulator.server import MediaServer, PictureDownloads, RemoteMediaServer
 
 __all__ = [
     "SCALES",
@@ -20,6 +20,8 @@ __all__ = [
     "MediaServer",
     "Network",
     "NetworkConfig",
+    "PictureDownloads",
     "PictureState",
+    "RemoteMediaServer",
     "SimulatorEngine",
 ]

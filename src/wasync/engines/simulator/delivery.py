@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
+from wasync.domain import events as ev
 from wasync.domain.events import Event
 from wasync.engines.simulator.faults import Faults
 
@@ -20,7 +21,9 @@ from wasync.engines.simulator.faults import Faults
 @dataclass(slots=True)
 class EngineStats:
     history_requests: int = 0
+    history_timeouts: int = 0  # history requests whose answer never came (HistoryTimeout)
     picture_requests: int = 0
+    pictures_rate_limited: int = 0  # picture requests answered 429
     downloads: int = 0
     events_delivered: int = 0  # live events handed to the consumer, duplicates included
     duplicates_delivered: int = 0
@@ -88,8 +91,16 @@ class Delivery:
                 shaped[start : start + window] = chunk
         self._pending.extend(shaped)
 
-    def apply_retention(self) -> None:
-        """Forget the oldest queued events beyond what the server keeps offline."""
+    def apply_retention(self, now: int | None = None) -> None:
+        """Forget the oldest queued events beyond what the server keeps offline.
+
+        `now` (the network's virtual clock) enables `offline_retention_seconds`.
+        """
+        max_age = self._faults.offline_retention_seconds
+        if max_age is not None and now is not None:
+            kept = deque(p for p in self._pending if _event_time(p[0], now) >= now - max_age)
+            self._stats.events_lost += len(self._pending) - len(kept)
+            self._pending = kept
         keep = self._faults.offline_retention
         if keep is None:
             return
@@ -113,3 +124,20 @@ class Delivery:
             self._stats.events_delivered += 1
             self._stats.duplicates_delivered += duplicate
         return False
+
+
+def _event_time(event: Event, default: int) -> int:
+    """When a live event happened (virtual seconds); `default` for timeless ones."""
+    match event:
+        case ev.MessageReceived(message=m):
+            return m.timestamp
+        case ev.MessageEdited(edit=e):
+            return e.edited_at
+        case ev.MessageRevoked(revoke=r):
+            return r.revoked_at
+        case ev.ReactionReceived(reaction=r):
+            return r.timestamp
+        case ev.PictureChanged(timestamp=t) if t is not None:
+            return t
+        case _:
+            return default

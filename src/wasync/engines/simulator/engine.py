@@ -8,6 +8,7 @@ import hashlib
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Iterable
 
 import httpx
@@ -40,9 +41,11 @@ from wasync.domain.models import (
 from wasync.engines.base import (
     Capabilities,
     EngineError,
+    HistoryTimeout,
     LoggedOutError,
     MediaGone,
     NotConnected,
+    RateLimited,
     TransientEngineError,
 )
 from wasync.engines.simulator.delivery import Delivery, EngineStats
@@ -82,6 +85,12 @@ class SimulatorEngine:
         self.faults = faults if faults is not None else Faults()
         self.stats = EngineStats()
         self.picture_requests: list[float] = []  # time.monotonic() of each request
+        self.picture_refusals: list[float] = []  # time.monotonic() of each 429 answered
+        # Picture faults: requests accepted lately (for the 429 burst) and a seeded RNG.
+        self._picture_window: deque[float] = deque()
+        self._picture_blocked_until = 0.0
+        self._picture_rng = random.Random(derive(network.seed, "picture-faults"))
+        self._history_rng = random.Random(derive(network.seed, "history-faults"))
         self._media_server = media_server
         self._owns_server = False
         self._http: httpx.AsyncClient | None = None
@@ -123,6 +132,8 @@ class SimulatorEngine:
             raise EngineError("this simulator engine is closed")
         if self._status in (SessionStatus.CONNECTED, SessionStatus.PAIRING):
             return
+        if self.faults.unreachable:
+            raise TransientEngineError("cannot reach WhatsApp (simulated: no network)")
         self._delivery.forget_stream_ends()
         self._status = SessionStatus.CONNECTING
         if not self._paired:
@@ -148,7 +159,7 @@ class SimulatorEngine:
         self._delivery.emit(Connected(self.network.me))
         if self._delivery.pending:
             # What the server queued while we were away, bracketed as whatsmeow does.
-            self._delivery.apply_retention()
+            self._delivery.apply_retention(self.network.now)
             total = self._delivery.pending
             self._delivery.emit(OfflineSyncStarted(total))
             if not self._flush():
@@ -190,6 +201,15 @@ class SimulatorEngine:
             self._http = None
         if self._owns_server and self._media_server is not None:
             self._media_server.stop()
+
+    async def drop_connection(self, reason: str = "connection lost (simulated)") -> None:
+        """Lose the connection without ending the event stream, as a network outage does.
+
+        Live events generated meanwhile wait in the offline queue (subject to the
+        retention knobs) until the next `connect()`.
+        """
+        if self._status is SessionStatus.CONNECTED:
+            self._drop_connection(reason)
 
     def _drop_connection(self, reason: str) -> None:
         self._status = SessionStatus.DISCONNECTED
@@ -317,6 +337,7 @@ class SimulatorEngine:
             raise EngineError(f"history request for unknown chat {chat_jid}") from None
         if self.faults.history_fails(chat_jid, network.seed):
             raise EngineError(f"history request for {chat_jid} failed (simulated fault)")
+        await self._await_history_answer(chat_jid)
         if before is not None:
             index = network.index_of(chat_jid, before.key.message_id, before.timestamp)
             if index is None or network.message(chat_jid, index).key != before.key:
@@ -328,10 +349,31 @@ class SimulatorEngine:
         start = max(0, end - max(0, count))
         return [network.message(chat_jid, i) for i in range(end - 1, start - 1, -1)]
 
+    async def _await_history_answer(self, chat_jid: str) -> None:
+        """The request went to the phone; wait for its answer as the real engine does."""
+        faults = self.faults
+        lost = chat_jid in faults.timeout_chats or (
+            faults.history_timeout_rate > 0
+            and self._history_rng.random() < faults.history_timeout_rate
+        )
+        if lost or faults.history_delay > faults.history_timeout:
+            await asyncio.sleep(faults.history_timeout)
+            self.stats.history_timeouts += 1
+            raise HistoryTimeout(
+                f"the phone did not answer the history request for {chat_jid} within "
+                f"{faults.history_timeout:g} s (simulated)"
+            )
+        if faults.history_delay > 0:
+            await asyncio.sleep(faults.history_delay)
+            if self._status is not SessionStatus.CONNECTED:
+                raise NotConnected("the connection was lost before the phone's history answer")
+
     async def profile_picture(self, jid: str, existing_id: str | None) -> PictureResult:
-        self.picture_requests.append(time.monotonic())
+        asked_at = time.monotonic()
+        self.picture_requests.append(asked_at)
         self.stats.picture_requests += 1
         await self._request("fetch a profile picture")
+        self._picture_faults(jid, asked_at)
         state = self.network.picture_state(jid)
         picture_id = self.network.picture_id(jid)
         if state is PictureState.FORBIDDEN:
@@ -341,6 +383,30 @@ class SimulatorEngine:
         if existing_id == picture_id:
             return PictureUnchanged(picture_id)
         return Picture(picture_id, self.media_server.picture_url(jid, picture_id))
+
+    def _picture_faults(self, jid: str, asked_at: float) -> None:
+        faults = self.faults
+        if faults.picture_burst is not None:
+            window = self._picture_window
+            while window and window[0] <= asked_at - faults.picture_burst_window:
+                window.popleft()
+            if asked_at < self._picture_blocked_until or len(window) >= faults.picture_burst:
+                # Like WhatsApp, asking again while limited only extends the penalty.
+                pause = faults.picture_retry_after or faults.picture_burst_window
+                self._picture_blocked_until = asked_at + pause
+                self.stats.pictures_rate_limited += 1
+                self.picture_refusals.append(asked_at)
+                raise RateLimited(
+                    "info query returned status 429: rate-overlimit (simulated)",
+                    faults.picture_retry_after,
+                )
+            window.append(asked_at)
+        rng = self._picture_rng
+        if faults.picture_failure_rate and rng.random() < faults.picture_failure_rate:
+            raise TransientEngineError(f"profile picture of {jid} failed (simulated fault)")
+        changes = faults.picture_change_rate
+        if changes and self.network.picture_id(jid) is not None and rng.random() < changes:
+            self.network.change_picture(jid)
 
     async def download(self, media: MediaInfo) -> bytes:
         self.stats.downloads += 1
@@ -366,7 +432,7 @@ class SimulatorEngine:
         if self._closed:
             raise EngineError("this simulator engine is closed")
         if self._media_server is None:
-            self._media_server = MediaServer(self.network)
+            self._media_server = MediaServer(self.network, faults=self.faults)
         if not self._media_server.running:
             self._owns_server = True
             self._media_server.start()

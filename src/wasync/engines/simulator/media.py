@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+from collections.abc import Iterator
 from functools import lru_cache
 
 from PIL import Image, ImageDraw
@@ -77,6 +78,20 @@ def picture_jpeg(jid: str, picture_id: str) -> bytes:
     """A profile picture: a real 96x96 JPEG whose colours follow from (jid, id)."""
     value = int.from_bytes(hashlib.blake2b(f"{jid}/{picture_id}".encode(), digest_size=8).digest())
     return _encode(_draw((96, 96), value), "JPEG")
+
+
+def padded_jpeg_chunks(jpeg: bytes, size: int) -> Iterator[bytes]:
+    """A still valid JPEG of about `size` bytes (the picture behind comment segments).
+
+    Yielded in pieces so an oversized picture is never held in memory whole.
+    """
+    yield jpeg[:2]
+    sent = 2
+    filler = b"\xff\xfe\xff\xff" + b"\x00" * (0xFFFF - 2)  # one maximal COM segment
+    while sent + len(filler) + len(jpeg) - 2 <= size:
+        yield filler
+        sent += len(filler)
+    yield jpeg[2:]
 
 
 def _with_comment(jpeg: bytes, comment: bytes) -> bytes:

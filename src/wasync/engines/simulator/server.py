@@ -1,27 +1,65 @@
 """A real HTTP server on loopback for the network's picture and media URLs.
 
 Avatar workers and downloads then exercise real HTTP (status codes, content types,
-connection handling) instead of a mocked transport.
+connection handling) instead of a mocked transport. The download faults of `Faults`
+(slow, failing, non-image and oversized pictures) are served here, for real.
 """
 
 from __future__ import annotations
 
+import random
+import select
+import socket
 import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from wasync.engines.simulator.faults import Faults
+from wasync.engines.simulator.hashing import derive
+from wasync.engines.simulator.media import padded_jpeg_chunks
 from wasync.engines.simulator.network import Network
+
+_NOT_AN_IMAGE = b"<html><body><h1>502 Bad Gateway</h1>upstream hiccup</body></html>\n"
+_POLL = 0.01  # seconds between checks while a slow download waits
+
+
+@dataclass(slots=True)
+class PictureDownloads:
+    """What the server did with picture downloads, per (jid, picture id)."""
+
+    started: Counter[tuple[str, str]] = field(default_factory=Counter)
+    completed: Counter[tuple[str, str]] = field(default_factory=Counter)  # every byte sent
+    abandoned: Counter[tuple[str, str]] = field(default_factory=Counter)  # the client left
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self, which: Counter[tuple[str, str]], key: tuple[str, str]) -> None:
+        with self.lock:
+            which[key] += 1
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], network: Network) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        network: Network,
+        faults: Faults,
+        downloads: PictureDownloads,
+    ) -> None:
         super().__init__(address, _Handler)
         self.network = network
+        self.faults = faults
+        self.downloads = downloads
+        self.rng = random.Random(derive(network.seed, "download-faults"))
+        self.lock_rng = threading.Lock()  # handlers run on many threads
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients that hang up mid-response are normal in tests; keep stderr quiet.
@@ -38,7 +76,12 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
-        found = self._resolve(unquote(urlsplit(self.path).path))
+        path = unquote(urlsplit(self.path).path)
+        parts = path.strip("/").split("/")
+        if len(parts) == 3 and parts[0] == "pictures" and parts[2].endswith(".jpg"):
+            self._serve_picture(parts[1], parts[2].removesuffix(".jpg"))
+            return
+        found = self._resolve(path)
         if found is None:
             self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
         else:
@@ -57,9 +100,74 @@ class _Handler(BaseHTTPRequestHandler):
             message = network.find_message(parts[1], parts[2])
             if message is None or message.media is None:
                 return None
+            if parts[2] in self.server.faults.expired_media:
+                return None
             body = network.media_bytes(parts[1], parts[2])
             return body, message.media.mimetype or "application/octet-stream"
         return None
+
+    def _serve_picture(self, jid: str, picture_id: str) -> None:
+        server = self.server
+        network, faults, downloads = server.network, server.faults, server.downloads
+        if network.picture_id(jid) != picture_id:
+            # Unknown, hidden, removed or replaced since: WhatsApp's CDN says 404 too.
+            self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+            return
+        key = (jid, picture_id)
+        downloads.count(downloads.started, key)
+        if not self._wait_out_delay():
+            downloads.count(downloads.abandoned, key)
+            self.close_connection = True
+            return
+        with server.lock_rng:
+            roll = server.rng.random()
+        if roll < faults.download_failure_rate:
+            self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"try later\n", "text/plain")
+            return
+        try:
+            if jid in faults.non_image_pictures:
+                self._send(HTTPStatus.OK, _NOT_AN_IMAGE, "image/jpeg")
+            elif jid in faults.oversized_pictures:
+                body = network.picture_bytes(jid, picture_id)
+                self._send_chunked(padded_jpeg_chunks(body, faults.oversized_picture_bytes))
+            else:
+                self._send(HTTPStatus.OK, network.picture_bytes(jid, picture_id), "image/jpeg")
+        except OSError:  # the client hung up (a size cap, a killed worker)
+            downloads.count(downloads.abandoned, key)
+            self.close_connection = True
+            return
+        downloads.count(downloads.completed, key)
+
+    def _wait_out_delay(self) -> bool:
+        """Hold the response while `download_delay` lasts; False if the client left."""
+        started = time.monotonic()
+        # Read at every tick, so a test can shorten the delay while a download waits.
+        while time.monotonic() - started < self.server.faults.download_delay:
+            if self._client_gone():
+                return False
+            time.sleep(_POLL)
+        return True
+
+    def _client_gone(self) -> bool:
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        if not readable:
+            return False
+        try:
+            peeked: bytes = self.connection.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return True
+        return not peeked  # readable with nothing to read: the peer closed
+
+    def _send_chunked(self, chunks: Iterator[bytes]) -> None:
+        # No Content-Length: the client learns the size only by reading, so a cap
+        # must hold while streaming.
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "image/jpeg")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for chunk in chunks:
+            self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+        self.wfile.write(b"0\r\n\r\n")
 
     def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
         self.send_response(status)
@@ -72,15 +180,24 @@ class _Handler(BaseHTTPRequestHandler):
 class MediaServer:
     """Serves `/pictures/<jid>/<picture_id>.jpg` and `/media/<chat_jid>/<message_id>`."""
 
-    def __init__(self, network: Network, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        network: Network,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        faults: Faults | None = None,
+    ) -> None:
         self.network = network
+        self.faults = faults if faults is not None else Faults()
+        self.downloads = PictureDownloads()
         self._address = (host, port)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> MediaServer:
         if self._server is None:
-            self._server = _Server(self._address, self.network)
+            self._server = _Server(self._address, self.network, self.faults, self.downloads)
             # A short poll interval keeps stop() quick (it waits for one poll).
             self._thread = threading.Thread(
                 target=self._server.serve_forever,
@@ -129,3 +246,29 @@ class MediaServer:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class RemoteMediaServer(MediaServer):
+    """A media server that runs elsewhere (another process): URLs point at it.
+
+    Lets a worker in a child process fetch from the parent's server, so the parent
+    sees every download (including those of a worker it kills).
+    """
+
+    def __init__(self, network: Network, base_url: str) -> None:
+        super().__init__(network)
+        self._base_url = base_url.rstrip("/")
+
+    def start(self) -> MediaServer:
+        return self
+
+    def stop(self) -> None:
+        pass
+
+    @property
+    def running(self) -> bool:
+        return True
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
