@@ -1,0 +1,205 @@
+"""Gap fill after downtime: find the chats that may have holes, then close each one.
+
+The scan (one job per reconnect) runs once the offline replay has landed. A chat is
+filled when there is evidence it moved since its watermark: the engine's chat list
+shows a newer message, or newer messages reached the mirror after the reconnect.
+Chats with nothing stored that moved while we were away are filled back to the
+session's watermark time. Other open gaps are empty, and closed.
+
+The fill (one job per chat) pages back from the chat's newest message until a page
+reaches the watermark (or the start of the chat). Each page is committed together
+with the new fill point, so a crash resumes below the last committed page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from sqlalchemy import Connection
+
+from wasync.domain.models import Message
+from wasync.engines.base import CapabilityMissing, EngineError, NotConnected
+from wasync.history import gaps
+from wasync.history.context import HistoryContext, PageGroup, anchor_for, anchor_of, page_marks
+from wasync.history.failures import on_failure
+from wasync.history.jobrows import LeaseLost
+from wasync.history.kinds import GAP_FILL, NOT_AVAILABLE, PRIORITY
+from wasync.history.progress import HistoryProgress
+from wasync.store import jobs as J
+from wasync.store.writes import WriteResult, mark_chat_error
+from wasync.sync.batch import Batch
+from wasync.sync.hooks import TransactionHook
+from wasync.workers.runner import Defer, Done, Outcome, Retry
+
+_LOST = (
+    f"{NOT_AVAILABLE}: newer messages exist on WhatsApp than the offline replay "
+    "brought, and cannot be fetched"
+)
+
+
+async def run_gap_scan(ctx: HistoryContext, job: J.Job) -> Outcome:
+    replay = ctx.replay
+    if replay is not None and replay.replaying(ctx.session_id, ctx.options.replay_patience):
+        return Defer(time.time() + 0.5)
+    caps = ctx.engine.capabilities
+    newest: dict[str, int | None] | None = None
+    if caps.list_chats:
+        try:
+            newest = {c.jid: c.last_message_at for c in await ctx.engine.list_chats()}
+        except NotConnected:
+            return Defer(time.time() + ctx.options.retry_delay, "waiting for the connection")
+        except EngineError as exc:
+            return Retry(str(exc), permanent=not exc.transient)
+    floor = job.payload.get("floor")
+    await asyncio.to_thread(
+        _plan_fills,
+        ctx,
+        job.id,
+        newest,
+        int(floor) if floor is not None else None,
+        caps.on_demand_history,
+    )
+    return Done()
+
+
+def fill_key(chat_jid: str, scan_id: int) -> str:
+    """One fill job per chat and scan: a fill still running from an earlier scan may
+    have passed the new hole already, so a later scan always queues its own."""
+    return f"{chat_jid}#{scan_id}"
+
+
+def _plan_fills(
+    ctx: HistoryContext,
+    scan_id: int,
+    newest: dict[str, int | None] | None,
+    floor: int | None,
+    can_fill: bool,
+) -> None:
+    sid = ctx.session_id
+    now = int(time.time())
+    with ctx.db.write() as conn:
+        gaps.lock_rows(conn, sid)
+        fill: list[str] = []
+        empty: list[str] = []
+        for gap in gaps.open_gap_list(conn, sid):
+            network = newest.get(gap.chat_jid) if newest is not None else None
+            since = gap.since_timestamp
+            if not (_later(network, since) or _later(gap.newest_timestamp, since)):
+                empty.append(gap.chat_jid)
+            elif can_fill:
+                fill.append(gap.chat_jid)
+            elif _later(network, gap.newest_timestamp or 0):
+                # The replay did not bring the chat's newest message: a known loss.
+                mark_chat_error(conn, sid, gap.chat_jid, _LOST, now)
+                gaps.set_status(conn, sid, [gap.chat_jid], gaps.FAILED)
+            else:
+                empty.append(gap.chat_jid)
+        gaps.close(conn, sid, empty)
+        if can_fill and floor is not None:
+            new = gaps.arrived_after(conn, sid, floor)
+            if newest is not None:
+                stored = gaps.chats_with_messages(conn, sid)
+                new += [j for j, last in newest.items() if _later(last, floor) and j not in stored]
+            for jid in new:
+                if jid not in fill:
+                    gaps.start_gap(conn, sid, jid, floor, now)
+                    fill.append(jid)
+        gaps.set_status(conn, sid, fill, gaps.FILLING)
+        J.enqueue_many(
+            conn,
+            GAP_FILL,
+            session_id=sid,
+            keys_and_payloads=[
+                (fill_key(jid, scan_id), {"chat": jid, "done": 0, "messages": 0}) for jid in fill
+            ],
+            priority=PRIORITY[GAP_FILL],
+            max_attempts=ctx.options.max_attempts,
+        )
+
+
+def _later(ts: int | None, than: int | None) -> bool:
+    return ts is not None and than is not None and ts > than
+
+
+def _read(ctx: HistoryContext, chat: str) -> tuple[gaps.Gap | None, Any]:
+    with ctx.db.read() as conn:
+        gap = gaps.read_gap(conn, ctx.session_id, chat)
+        if gap is None or gap.until_key is None or gap.until_timestamp is None:
+            return gap, None
+        return gap, anchor_for(conn, ctx.session_id, gap.until_key, gap.until_timestamp)
+
+
+def _move_gap(
+    gap: gaps.Gap, oldest: Message | None, closes: bool, moved: list[bool]
+) -> TransactionHook:
+    """Move (or close) the gap in the transaction of the pages that got it there."""
+
+    def hook(conn: Connection, session_id: int, batch: Batch, result: WriteResult) -> None:
+        moved.append(gaps.advance(conn, session_id, gap, oldest, closed=closes))
+
+    return hook
+
+
+async def run_gap_fill(ctx: HistoryContext, job: J.Job) -> Outcome:
+    chat = str(job.payload["chat"])
+    payload: dict[str, Any] = dict(job.payload)
+
+    def progress(page: int, messages: int, fully: bool, done: bool = False) -> HistoryProgress:
+        return HistoryProgress(chat, "gap", job.id, page, messages, fully, done=done)
+
+    def now_progress() -> HistoryProgress:
+        return progress(int(payload.get("done", 0)), int(payload.get("messages", 0)), False)
+
+    if not ctx.engine.capabilities.on_demand_history:
+        exc = CapabilityMissing(NOT_AVAILABLE)
+        return await on_failure(ctx, job, now_progress(), exc, progressed=False)
+    group = PageGroup(ctx, job.id, chat)
+    count = ctx.options.page_size
+    progressed = False
+    gap, anchor = await asyncio.to_thread(_read, ctx, chat)
+    closes = reached_start = False
+
+    async def commit() -> bool:
+        """Commit the pages in hand; True when the gap is closed."""
+        nonlocal payload, progressed, gap, anchor
+        assert gap is not None
+        sizes = [len(page) for page in group.pages]
+        oldest = next((page[-1] for page in reversed(group.pages) if page), None)
+        moved: list[bool] = []
+        payload = await group.commit(reached_start, _move_gap(gap, oldest, closes, moved))
+        progressed = True
+        closed = closes and moved[0]
+        marks = page_marks(payload, sizes)
+        for i, (page, messages) in enumerate(marks):
+            last = i == len(marks) - 1
+            await ctx.emit(progress(page, messages, last and reached_start, last and closed))
+        if not moved[0] or not closed:
+            # Re-read: a reconnect may have reset the fill point meanwhile.
+            gap, anchor = await asyncio.to_thread(_read, ctx, chat)
+        return closed
+
+    try:
+        until = time.monotonic() + ctx.options.slice_seconds
+        while time.monotonic() < until:
+            if gap is None:
+                return Done()  # closed (before a crash, or found empty)
+            try:
+                page = await ctx.engine.request_history(chat, anchor, count)
+            except EngineError as exc:
+                if group.pages:
+                    await commit()
+                return await on_failure(ctx, job, now_progress(), exc, progressed=progressed)
+            group.add(page)
+            reached_start = len(page) < count
+            closes = reached_start or gap.met_by(page)
+            if page:
+                anchor = anchor_of(page[-1])
+            if (closes or group.due) and await commit():
+                return Done()
+        if group.pages and await commit():
+            return Done()
+    except LeaseLost:
+        return Retry("lost the lease to another worker")
+    return Defer(time.time())
