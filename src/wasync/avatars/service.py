@@ -1,0 +1,224 @@
+"""The avatar feature as a runtime service: a worker per session, on-demand checks.
+
+Each session whose engine can fetch pictures gets its own limiter, fetcher and
+worker when it is added, and loses them when it is removed. The limiter lives in
+this process: a WhatsApp session is connected from one process at a time, so that
+is where its requests are counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from wasync.avatars.config import AvatarConfig
+from wasync.avatars.enqueue import Reason, batch_hook, enqueue_avatars, enqueue_session
+from wasync.avatars.fetch import AvatarFetcher, AvatarResult, Failure, Outcome, SessionContext
+from wasync.avatars.pace import PictureRateLimiter
+from wasync.avatars.storage import AvatarStorage
+from wasync.avatars.worker import SessionWorker
+from wasync.engines.base import CapabilityMissing
+from wasync.sync.hooks import TransactionHook
+
+if TYPE_CHECKING:
+    from wasync.config import Settings
+    from wasync.runtime import Runtime, SessionHandle
+
+log = logging.getLogger(__name__)
+
+
+class AvatarsUnavailable(CapabilityMissing):
+    """Pictures cannot be fetched for this session (switched off, or the engine cannot)."""
+
+
+def storage_for(settings: Settings) -> AvatarStorage:
+    return AvatarStorage(settings.data_dir / "media" / "avatars")
+
+
+class AvatarService:
+    def __init__(self, config: AvatarConfig, *, storage_root: Path | None = None) -> None:
+        self.config = config
+        self._storage_root = storage_root
+        self.storage: AvatarStorage | None = None
+        self.workers: dict[str, SessionWorker] = {}
+        self._runtime: Runtime | None = None
+        self._http: httpx.AsyncClient | None = None
+
+    @property
+    def hook(self) -> TransactionHook:
+        return batch_hook(self.config.max_attempts)
+
+    # Service protocol.
+
+    async def start(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self.storage = (
+            AvatarStorage(self._storage_root)
+            if self._storage_root is not None
+            else storage_for(runtime.settings)
+        )
+        # trust_env=False: picture URLs go straight to WhatsApp's CDN (or the loopback
+        # simulator), never through a proxy picked up from the environment.
+        self._http = httpx.AsyncClient(
+            trust_env=False,
+            follow_redirects=True,
+            timeout=httpx.Timeout(self.config.download_timeout),
+        )
+
+    async def stop(self) -> None:
+        for name in list(self.workers):
+            await self._drop(name)
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def session_added(self, handle: SessionHandle) -> None:
+        if not self.config.enabled:
+            return
+        if not handle.engine.capabilities.profile_pictures:
+            log.info("session %s: this engine cannot fetch profile pictures", handle.name)
+            return
+        runtime, storage, http = self._runtime, self.storage, self._http
+        assert runtime is not None and storage is not None and http is not None, "not started"
+        cfg = self.config
+        limiter = PictureRateLimiter(
+            cfg.pace_for(handle.name),
+            rng=random.Random(),
+            pause_base=cfg.rate_limit_pause,
+            pause_max=cfg.rate_limit_pause_max,
+        )
+        ctx = SessionContext(
+            runtime.db,
+            handle.session_id,
+            handle.name,
+            handle.engine,
+            storage,
+            http,
+            limiter,
+            cfg,
+            runtime.outbox,
+            runtime.bus,
+        )
+        worker = SessionWorker(
+            runtime.db, handle.session_id, handle.name, handle.engine, AvatarFetcher(ctx), cfg
+        )
+        self.workers[handle.name] = worker
+        worker.start()
+
+    async def session_removed(self, handle: SessionHandle) -> None:
+        await self._drop(handle.name)
+
+    async def _drop(self, name: str) -> None:
+        worker = self.workers.pop(name, None)
+        if worker is not None:
+            await worker.stop()
+
+    # What the API and tools call.
+
+    def worker(self, session: str) -> SessionWorker:
+        runtime = self._runtime
+        if runtime is None:
+            raise AvatarsUnavailable("the avatar service is not started")
+        handle = runtime.session(session)  # SessionNotFound when not running
+        worker = self.workers.get(handle.name)
+        if worker is not None:
+            return worker
+        if not self.config.enabled:
+            raise AvatarsUnavailable(
+                "profile pictures are switched off (WASYNC_AVATAR_WORKER=false)"
+            )
+        raise AvatarsUnavailable(f"the engine of session {session!r} cannot fetch pictures")
+
+    async def check_now(self, session: str, jid: str) -> tuple[AvatarResult, bool]:
+        """Check one JID now, through the session's limiter; returns (result, queued).
+
+        When the session is paused by a 429 this answers `rate_limited` at once instead
+        of waiting out the pause. Whatever could not be done now (rate limited, offline,
+        a transient failure) is queued, so it happens later without asking again.
+        """
+        worker = self.worker(session)
+        paused = worker.limiter.paused_for
+        if paused > 0:
+            result = AvatarResult(
+                jid,
+                Outcome.RATE_LIMITED,
+                error="picture requests of this session are paused after a 429",
+                retry_after=paused,
+            )
+        else:
+            result = await worker.fetcher.check(jid)
+        queued = False
+        if result.outcome is Outcome.RATE_LIMITED or result.failure in (
+            Failure.TRANSIENT,
+            Failure.OFFLINE,
+        ):
+            queued = await asyncio.to_thread(self._enqueue_one, worker, result.jid)
+            worker.wake()
+        return result, queued
+
+    def _enqueue_one(self, worker: SessionWorker, jid: str) -> bool:
+        with worker.db.write() as conn:
+            enqueue_avatars(
+                conn,
+                worker.session_id,
+                [jid],
+                Reason.MANUAL,
+                max_attempts=self.config.max_attempts,
+            )
+        return True
+
+    async def enqueue_all(self, session: str) -> int:
+        """Queue every contact and chat of a running session; returns how many are new."""
+        worker = self.worker(session)
+
+        def run() -> int:
+            with worker.db.write() as conn:
+                added, _ = enqueue_session(
+                    conn, worker.session_id, max_attempts=self.config.max_attempts
+                )
+            return added
+
+        added = await asyncio.to_thread(run)
+        worker.wake()
+        return added
+
+    def queue_stats(self) -> dict[str, Any]:
+        """Live figures for the queues dashboard (no I/O: called from request handlers)."""
+        sessions: dict[str, Any] = {}
+        totals = {o.value: 0 for o in Outcome}
+        for name, worker in self.workers.items():
+            limiter = worker.limiter
+            outcomes = dict(worker.fetcher.outcomes)
+            for key, n in outcomes.items():
+                totals[key] += n
+            sessions[name] = {
+                "configuredRate": limiter.pace.rate,
+                "currentRate": round(limiter.current_rate(), 4),
+                "interval": limiter.pace.interval,
+                "minGap": limiter.pace.min_gap,
+                "maxGap": limiter.pace.max_gap,
+                "pausedFor": round(limiter.paused_for, 3),
+                "requests": limiter.granted,
+                "outcomes": outcomes,
+            }
+        pace = self.config.pace
+        return {
+            "enabled": self.config.enabled,
+            "configuredRate": pace.rate,
+            "currentRate": round(sum(s["currentRate"] for s in sessions.values()), 4),
+            "none": totals[Outcome.NONE.value],
+            "outcomes": totals,
+            "sessions": sessions,
+        }
+
+
+def avatar_service(runtime: Runtime) -> AvatarService:
+    for service in runtime.services:
+        if isinstance(service, AvatarService):
+            return service
+    raise AvatarsUnavailable("profile pictures are not installed in this runtime")
