@@ -1,0 +1,59 @@
+"""Events → delivery jobs: one job per (endpoint, event), in the caller's transaction.
+
+The job's unique key is `<endpoint id>:<event id>`, so enqueueing the same event
+twice while it is pending is a no-op; its payload holds the whole envelope, so every
+try sends the same bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection
+
+from wasync.delivery.endpoints import Endpoint
+from wasync.delivery.envelope import Event
+from wasync.delivery.topics import PING
+from wasync.store import jobs as J
+
+
+def with_public_urls(event: Event, public_url: str | None) -> Event:
+    """Avatar events name the picture by a path wasync serves; make it a full URL."""
+    url = event.data.get("pictureUrl")
+    if event.topic != "avatar" or not public_url or not isinstance(url, str):
+        return event
+    if not url.startswith("/"):
+        return event
+    data = {**event.data, "pictureUrl": public_url.rstrip("/") + url, "picturePath": url}
+    return Event(event.id, event.topic, event.session, data, event.timestamp)
+
+
+def enqueue_events(
+    conn: Connection,
+    session_id: int | None,
+    endpoints: Iterable[Endpoint],
+    events: Iterable[Event],
+    *,
+    max_attempts: int,
+    public_url: str | None = None,
+) -> int:
+    """Enqueue each event for each endpoint that wants it; returns how many jobs are new."""
+    targets = list(endpoints)
+    by_kind: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for event in events:
+        envelope: dict[str, Any] | None = None
+        for endpoint in targets:
+            if event.topic != PING and not endpoint.wants(event.topic):
+                continue
+            if envelope is None:
+                envelope = with_public_urls(event, public_url).envelope()
+            by_kind.setdefault(endpoint.kind, []).append(
+                (f"{endpoint.id}:{event.id}", {"endpoint": endpoint.id, "envelope": envelope})
+            )
+    return sum(
+        J.enqueue_many(
+            conn, kind, session_id=session_id, keys_and_payloads=items, max_attempts=max_attempts
+        )
+        for kind, items in by_kind.items()
+    )

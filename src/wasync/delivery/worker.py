@@ -1,0 +1,268 @@
+"""The delivery worker: a JobRunner over `webhook` and `discord` jobs, as a service.
+
+It also feeds durable delivery from the live bus where no transaction exists to
+join: `sync.progress` events (emitted while a sync runs, not stored) are enqueued
+when they are published, and any committed event wakes the runner, so a new
+delivery goes out at once instead of at the next poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from wasync.bus import BusEvent
+from wasync.config import Settings
+from wasync.delivery import discord, webhook_sink
+from wasync.delivery import endpoints as E
+from wasync.delivery.config_file import check_targets, read_specs
+from wasync.delivery.enqueue import enqueue_events
+from wasync.delivery.envelope import Event
+from wasync.delivery.hook import DeliveryRecorder
+from wasync.delivery.http import guarded_client
+from wasync.delivery.pictures import load_picture
+from wasync.delivery.ssrf import Guard, Resolver, parse_networks
+from wasync.delivery.topics import PING
+from wasync.store import jobs as J
+from wasync.store.db import Database
+from wasync.store.retry import RetryPolicy
+from wasync.store.schema import contacts, sessions
+from wasync.workers.runner import Done, JobRunner, Outcome, Retry
+
+if TYPE_CHECKING:
+    import httpx
+
+    from wasync.runtime import Runtime, SessionHandle
+
+log = logging.getLogger(__name__)
+
+
+class Delivery:
+    """The feature's shared state: endpoints, guard, recorder, retry policy."""
+
+    def __init__(
+        self, settings: Settings, db: Database, *, resolver: Resolver | None = None
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.guard = Guard(parse_networks(settings.webhook_allowed_networks), resolver=resolver)
+        self.endpoints = E.EndpointCache()
+        self.recorder = DeliveryRecorder(
+            self.endpoints,
+            max_attempts=settings.webhook_max_attempts,
+            public_url=settings.public_url,
+        )
+        self.policy = RetryPolicy(
+            max_attempts=settings.webhook_max_attempts,
+            base_delay=settings.webhook_retry_base,
+            max_delay=settings.webhook_retry_max,
+        )
+
+    def enqueue(self, session: str, events: list[Event], *, endpoint_id: int | None = None) -> int:
+        """Enqueue events of a session in their own transaction (no change to join)."""
+        with self.db.write() as conn:
+            sid = conn.execute(
+                select(sessions.c.id).where(sessions.c.name == session)
+            ).scalar_one_or_none()
+            targets = self.endpoints.for_session(conn, session)
+            if endpoint_id is not None:
+                found = E.get(conn, endpoint_id)
+                targets = (found,) if found is not None and found.session == session else ()
+            return enqueue_events(
+                conn,
+                sid,
+                targets,
+                events,
+                max_attempts=self.settings.webhook_max_attempts,
+                public_url=self.settings.public_url,
+            )
+
+    def topics_now(self, session: str) -> frozenset[str]:
+        with self.db.read() as conn:
+            return self.endpoints.topics_of(conn, session)
+
+    async def load_file(self) -> None:
+        path = self.settings.webhooks_file
+        if path is None:
+            return
+        specs = read_specs(path)
+        await check_targets(self.guard, specs)
+
+        def store() -> tuple[int, int]:
+            with self.db.write() as conn:
+                return E.replace_file_endpoints(conn, specs)
+
+        kept, removed = await asyncio.to_thread(store)
+        self.endpoints.invalidate()
+        log.info("webhooks file %s: %d endpoints (%d removed)", path, kept, removed)
+
+
+class DeliveryService:
+    """Runs the deliveries (runtime.Service)."""
+
+    def __init__(self, delivery: Delivery) -> None:
+        self.delivery = delivery
+        self.runner: JobRunner | None = None
+        self.client: httpx.AsyncClient | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._runtime: Runtime | None = None
+
+    async def start(self, runtime: Runtime) -> None:
+        settings = self.delivery.settings
+        self._runtime = runtime
+        await self.delivery.load_file()
+        self.client = guarded_client(
+            self.delivery.guard,
+            timeout=settings.webhook_timeout,
+            max_connections=max(4, settings.webhook_concurrency * 2),
+        )
+        self.runner = JobRunner(
+            self.delivery.db,
+            E.DELIVERY_KINDS,
+            self.handle,
+            name="delivery",
+            concurrency=settings.webhook_concurrency,
+            lease_seconds=settings.webhook_lease_seconds,
+            poll_interval=settings.webhook_poll_interval,
+            policy=self.delivery.policy,
+        )
+        self.runner.start()
+        self._watch = asyncio.create_task(self._watch_bus(runtime), name="delivery-bus")
+        self._watch.add_done_callback(_log_crash)
+
+    async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+            self._watch = None
+        if self.runner is not None:
+            await self.runner.stop()
+            self.runner = None
+        if self.client is not None:
+            await self.client.aclose()
+            self.client = None
+
+    async def session_added(self, handle: SessionHandle) -> None:
+        pass
+
+    async def session_removed(self, handle: SessionHandle) -> None:
+        pass
+
+    def wake(self) -> None:
+        if self.runner is not None:
+            self.runner.wake()
+
+    async def _watch_bus(self, runtime: Runtime) -> None:
+        # Progress has its own roomy queue: a flood of messages on the bus must not
+        # push progress events out. The wake-up queue may drop: one event is enough.
+        progress = runtime.bus.subscribe(topics=["sync.progress"], maxsize=10_000)
+        wakeups = runtime.bus.subscribe(maxsize=1)
+
+        async def wake_on_commits() -> None:
+            async for _ in wakeups:
+                # Published after a commit: whatever it enqueued is claimable now.
+                self.wake()
+
+        waker = asyncio.create_task(wake_on_commits(), name="delivery-wake")
+        try:
+            async for event in progress:
+                await self._progress(event)
+                self.wake()
+        finally:
+            progress.close()
+            wakeups.close()
+            waker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waker
+
+    async def _progress(self, event: BusEvent) -> None:
+        try:
+            wanted = self.delivery.endpoints.cached_topics(event.session)
+            if wanted is None:
+                wanted = await asyncio.to_thread(self.delivery.topics_now, event.session)
+            if "sync.progress" not in wanted:
+                return
+            await asyncio.to_thread(
+                self.delivery.enqueue,
+                event.session,
+                [Event.occurrence(event.session, "sync.progress", event.data)],
+            )
+        except Exception:
+            log.exception("webhooks: could not enqueue a sync.progress event")
+
+    # The job handler.
+
+    async def handle(self, job: J.Job) -> Outcome:
+        assert self.client is not None
+        endpoint = await asyncio.to_thread(self._endpoint, job.payload.get("endpoint"))
+        if endpoint is None:
+            return Done()  # removed since: nobody to deliver to
+        envelope = job.payload.get("envelope")
+        if not isinstance(envelope, dict) or "id" not in envelope:
+            return Retry("malformed delivery (no envelope)", permanent=True)
+        if endpoint.kind == "discord":
+            return await self._discord(endpoint, envelope)
+        return await webhook_sink.deliver(self.client, endpoint, envelope, job.attempts)
+
+    def _endpoint(self, endpoint_id: Any) -> E.Endpoint | None:
+        if not isinstance(endpoint_id, int):
+            return None
+        with self.delivery.db.read() as conn:
+            return E.get(conn, endpoint_id)
+
+    async def _discord(self, endpoint: E.Endpoint, envelope: dict[str, Any]) -> Outcome:
+        assert self.client is not None
+        topic = envelope.get("event")
+        session = str(envelope.get("session", ""))
+        data = envelope.get("data") or {}
+        if topic == "avatar":
+            message = await asyncio.to_thread(self._avatar_message, session, data, envelope)
+        elif topic == "session.status":
+            message = discord.status_message(session, data)
+        elif topic == PING:
+            message = discord.text_message(f"wasync: test message for session **{session}**")
+        else:
+            return Done()
+        return await discord.post(self.client, endpoint.url, message)
+
+    def _avatar_message(
+        self, session: str, data: dict[str, Any], envelope: dict[str, Any]
+    ) -> discord.DiscordMessage:
+        picture: bytes | None = None
+        why_not: str | None = "No profile picture any more (removed, or hidden from us)"
+        if data.get("pictureId") is not None and data.get("pictureUrl") != "none":
+            picture, why_not = load_picture(self.delivery.settings.data_dir, data)
+        jid = str(data.get("jid", ""))
+        return discord.avatar_message(
+            phone=data.get("phone"),
+            jid=jid,
+            name=self._contact_name(session, jid),
+            session=session,
+            picture=picture,
+            picture_id=data.get("pictureId"),
+            when=float(envelope.get("timestamp") or time.time()),
+            note=why_not,
+        )
+
+    def _contact_name(self, session: str, jid: str) -> str | None:
+        with self.delivery.db.read() as conn:
+            row = conn.execute(
+                select(contacts.c.name, contacts.c.push_name, contacts.c.business_name)
+                .join(sessions, sessions.c.id == contacts.c.session_id)
+                .where(sessions.c.name == session, contacts.c.jid == jid)
+            ).one_or_none()
+        if row is None:
+            return None
+        name: str | None = row.name or row.business_name or row.push_name
+        return name
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the delivery bus watcher stopped", exc_info=task.exception())

@@ -1,0 +1,88 @@
+"""A runtime with delivery installed, on the test database, for webhook and Discord tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from wasync.config import Settings
+from wasync.delivery import Delivery, DeliveryService, admin, delivery_of, install
+from wasync.delivery.endpoints import Endpoint
+from wasync.runtime import Runtime
+from wasync.store import jobs as J
+from wasync.store.db import Database
+from wasync.store.schema import jobs
+from wasync.store.sessions import ensure_session
+
+SECRET = "whsec_receiver-secret-0123456789"
+FAST = {
+    "webhook_allowed_networks": "127.0.0.0/8",
+    "webhook_retry_base": 0.05,
+    "webhook_retry_max": 0.2,
+    "webhook_poll_interval": 0.05,
+    "webhook_timeout": 5.0,
+}
+
+
+@dataclass
+class Harness:
+    runtime: Runtime
+    delivery: Delivery
+    service: DeliveryService
+    db: Database
+    sid: int
+
+    async def endpoint(self, url: str, events: str | list[str] = "*", **kwargs: Any) -> Endpoint:
+        kwargs.setdefault("secret", None if kwargs.get("kind") == "discord" else SECRET)
+        found = await admin.add_endpoint(
+            self.db, self.delivery.guard, "default", url, events, **kwargs
+        )
+        self.delivery.endpoints.invalidate()
+        return found
+
+    def record(self, topic: str, data: dict[str, Any]) -> None:
+        """What the avatar worker does: an outbox record in its own write transaction."""
+        with self.db.write() as conn:
+            self.runtime.outbox.record(conn, self.sid, topic, data)
+        self.service.wake()
+
+    def deliveries(self, state: str | None = None) -> list[J.Job]:
+        with self.db.read() as conn:
+            stmt = select(jobs).where(jobs.c.kind.in_(("webhook", "discord")))
+            if state is not None:
+                stmt = stmt.where(jobs.c.state == state)
+            return [J.Job.from_row(r) for r in conn.execute(stmt.order_by(jobs.c.id))]
+
+    def settled(self) -> bool:
+        return not any(j.state in J.PENDING for j in self.deliveries())
+
+
+def avatar_data(jid: str, picture_id: str, sha256: str = "0" * 64) -> dict[str, Any]:
+    return {
+        "session": "default",
+        "jid": jid,
+        "phone": jid.split("@")[0],
+        "pictureUrl": f"/media/avatars/default/{jid}.jpg",
+        "pictureId": picture_id,
+        "sha256": sha256,
+    }
+
+
+@asynccontextmanager
+async def started(db: Database, data_dir: Path, **settings: Any) -> AsyncIterator[Harness]:
+    runtime = Runtime(Settings(data_dir=data_dir, **{**FAST, **settings}), db=db)
+    install(runtime)
+    await runtime.start()
+    with db.write() as conn:
+        sid = ensure_session(conn, "default", "simulator")
+    found = delivery_of(runtime)
+    assert found is not None
+    try:
+        yield Harness(runtime, found[0], found[1], db, sid)
+    finally:
+        await runtime.stop()
