@@ -15,9 +15,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from wasync.commands import avatar_job
+from wasync.commands import history as history_command
+from wasync.commands.avatars import app as avatars_app
 from wasync.commands.pair import PAIR_HELP
 from wasync.commands.pair import pair as pair_command
+from wasync.commands.serve import register as register_serve_commands
 from wasync.commands.session import app as session_app
+from wasync.commands.webhooks import app as webhooks_app
 from wasync.config import Settings
 from wasync.domain.models import SyncProgress, SyncReport
 from wasync.errors import WasyncError
@@ -33,6 +38,7 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+register_serve_commands(app)  # serve, demo (wasync/commands/serve.py)
 
 T = TypeVar("T")
 
@@ -200,6 +206,10 @@ def stats(
 
 app.command("pair", help=PAIR_HELP)(pair_command)
 app.add_typer(session_app, name="session")
+app.add_typer(webhooks_app, name="webhooks")
+app.command("avatar-job", help=avatar_job.HELP)(avatar_job.avatar_job)
+app.add_typer(avatars_app, name="avatars")  # wasync/commands/avatars.py
+app.command("history", help=history_command.HELP)(history_command.history)
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from wasync.store.db import sqlite_url_for
@@ -25,6 +25,153 @@ class Settings(BaseSettings):
     )
     limit_per_chat: int = Field(
         default=20, ge=0, description="Messages per chat fetched by the initial sparse sync."
+    )
+    # HTTP API, live events and web UI (`wasync serve`, `wasync demo`).
+    host: str = Field(default="127.0.0.1", description="Address `wasync serve` binds.")
+    port: int = Field(
+        default=8420, ge=0, le=65535, description="Port `wasync serve` binds (0: any free port)."
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="API key for the HTTP API; default: generated on first start and kept "
+        "in <data-dir>/api-key (mode 0600).",
+    )
+    auth: bool = Field(
+        default=True,
+        description="Require the API key; may be switched off only on a loopback address.",
+    )
+    session_engine: str | None = Field(
+        default=None,
+        description="Engine of sessions created through the API: 'neonize' or 'simulator'; "
+        "default: neonize when installed, else simulator.",
+    )
+    simulator_scale: str = Field(
+        default="tiny", description="Simulator sessions: network size (tiny, small, medium, large)."
+    )
+    simulator_seed: int = Field(default=1, description="Simulator sessions: network seed.")
+    simulator_live_rate: float = Field(
+        default=0.0, ge=0, description="Simulator sessions: live events per second (0: none)."
+    )
+
+    simulator_history_delay: float = Field(
+        default=0.0,
+        ge=0,
+        description="Simulator: seconds before the simulated phone answers a history "
+        "request (a real phone takes seconds).",
+    )
+    # History on demand and gap fill (wasync/history).
+    history_page_size: int = Field(
+        default=50,
+        ge=1,
+        le=1000,
+        description="Messages asked per history request (load older, full history, gap fill).",
+    )
+    history_max_attempts: int = Field(
+        default=8,
+        ge=1,
+        description="Failed tries of a history job, counted since its last page, before it "
+        "fails for good (the chat's sync state keeps the error).",
+    )
+    history_retry_delay: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds before the first retry of a failed history request; doubles "
+        "with every failed try (with jitter) up to history_retry_max_delay.",
+    )
+    history_retry_max_delay: float = Field(
+        default=300.0, gt=0, description="Longest wait between two tries of a history request."
+    )
+    history_lease_seconds: float = Field(
+        default=30.0,
+        ge=3,
+        description="A running history job's lease; a job whose worker died is taken over "
+        "once it expires (at once when the dead worker was a process on this host).",
+    )
+    gap_fill: bool = Field(
+        default=True,
+        description="After a reconnect, page back through history to fill what the offline "
+        "queue did not bring (needs an engine with on-demand history).",
+    )
+    gap_fill_delay: float = Field(
+        default=2.0,
+        ge=0,
+        description="Seconds gap fill waits after a reconnect before looking for holes, so "
+        "the offline replay lands first.",
+    )
+
+    # Profile pictures (wasync/avatars; README "Profile pictures").
+    avatar_worker: bool = Field(
+        default=True, description="Fetch profile pictures in the background (one worker a session)."
+    )
+    avatar_interval: float = Field(
+        default=3.0, gt=0, description="Average seconds between picture requests of one session."
+    )
+    avatar_min_gap: float | None = Field(
+        default=None, gt=0, description="Shortest gap between picture requests; default 2/3 of it."
+    )
+    avatar_max_gap: float | None = Field(
+        default=None, gt=0, description="Longest gap the jitter may draw; default 5/3 of it."
+    )
+    avatar_session_intervals: dict[str, float] = Field(
+        default_factory=dict,
+        description='Per-session interval as JSON, e.g. {"sales": 6}; the gaps scale with it.',
+    )
+    avatar_refresh_ttl: float = Field(
+        default=86_400, gt=0, description="Seconds before a stored picture is re-checked."
+    )
+    avatar_none_ttl: float = Field(
+        default=7 * 86_400, gt=0, description="Seconds before a 'none' picture is re-checked."
+    )
+    avatar_max_bytes: int = Field(
+        default=5 * 2**20, ge=1024, description="Largest picture download accepted, in bytes."
+    )
+    avatar_max_attempts: int = Field(
+        default=5, ge=1, description="Tries of a failing picture fetch before it is marked failed."
+    )
+    avatar_rate_limit_pause: float = Field(
+        default=60, gt=0, description="Pause after a 429 without retry-after; doubles per 429."
+    )
+    public_avatars: bool = Field(
+        default=False, description="Serve /media/avatars/... without the API key."
+    )
+
+    # Delivery: signed webhooks and Discord (wasync/delivery; README: Webhooks).
+    webhooks_file: Path | None = Field(
+        default=None,
+        description="TOML file of webhook endpoints, loaded at start (README: Webhooks).",
+    )
+    webhook_allowed_networks: str = Field(
+        default="",
+        description="Comma-separated networks (CIDR) webhooks may reach although they are "
+        "loopback, private, link-local or metadata addresses, e.g. 10.0.0.0/8; default: none.",
+    )
+    webhook_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a webhook receiver has to answer."
+    )
+    webhook_max_attempts: int = Field(
+        default=10, ge=1, description="Tries of a delivery before it is dead-lettered."
+    )
+    webhook_retry_base: float = Field(
+        default=5.0, ge=0, description="Seconds before a delivery's first retry (then doubling)."
+    )
+    webhook_retry_max: float = Field(
+        default=300.0, ge=0, description="Longest wait between two tries of a delivery (seconds)."
+    )
+    webhook_concurrency: int = Field(
+        default=4, ge=1, description="Deliveries in flight at once, per process."
+    )
+    webhook_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A delivery whose worker died is taken over after this many seconds.",
+    )
+    webhook_poll_interval: float = Field(
+        default=1.0, gt=0, description="Seconds between looks at the delivery queue when idle."
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL at which receivers reach this wasync (e.g. https://wa.example.com);"
+        " makes the pictureUrl of avatar events absolute.",
     )
 
     def resolved_database_url(self) -> str:

@@ -3,26 +3,45 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from wasync.engines.base import CapabilityMissing, EngineError, MediaGone, NotConnected
-from wasync.errors import DomainError, StoreError, WasyncError
+from wasync.engines.base import (
+    CapabilityMissing,
+    EngineError,
+    LoggedOutError,
+    MediaGone,
+    NotConnected,
+)
+from wasync.errors import ConfigError, DomainError, StoreError, WasyncError
 from wasync.store.sessions import SessionNotFound
 
 log = logging.getLogger(__name__)
 
 
-def error_response(status: int, error: str, detail: object = None) -> JSONResponse:
-    return JSONResponse({"error": error, "detail": detail}, status_code=status)
+class NotFound(WasyncError):
+    """The API was asked for something that does not exist (404)."""
+
+
+class Conflict(WasyncError):
+    """The request clashes with the current state, e.g. a sync already running (409)."""
+
+
+def error_response(
+    status: int, error: str, detail: object = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
 
 
 def _status_of(exc: WasyncError) -> tuple[int, str]:
-    if isinstance(exc, SessionNotFound):
+    if isinstance(exc, SessionNotFound | NotFound):
         return 404, "not_found"
+    if isinstance(exc, Conflict):
+        return 409, "conflict"
     if isinstance(exc, DomainError):
         return 400, "bad_request"
     if isinstance(exc, CapabilityMissing):
@@ -31,6 +50,10 @@ def _status_of(exc: WasyncError) -> tuple[int, str]:
         return 410, "gone"
     if isinstance(exc, NotConnected):
         return 503, "not_connected"
+    if isinstance(exc, LoggedOutError):
+        return 409, "logged_out"
+    if isinstance(exc, ConfigError):
+        return 400, "bad_request"
     if isinstance(exc, EngineError):
         return 502, "engine_error"
     if isinstance(exc, StoreError):
@@ -50,7 +73,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
-        return error_response(exc.status_code, code.get(exc.status_code, "error"), exc.detail)
+        return error_response(
+            exc.status_code, code.get(exc.status_code, "error"), exc.detail, exc.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -120,17 +120,19 @@ def bus_events(session: str, batch: Batch) -> list[BusEvent]:
             )
         )
     for event in batch.other:
-        status = status_of(event)
-        if status is not None:
-            out.append(
-                BusEvent(session, "session.status", {"status": str(status[0]), "reason": status[1]})
-            )
-        elif isinstance(event, ev.PairingCode):
+        # A pairing code also has a status (pairing): test for it first, or the code is lost.
+        if isinstance(event, ev.PairingCode):
             out.append(
                 BusEvent(
                     session,
                     "session.status",
                     {"status": "pairing", "code": event.code, "codeKind": event.kind},
                 )
+            )
+            continue
+        status = status_of(event)
+        if status is not None:
+            out.append(
+                BusEvent(session, "session.status", {"status": str(status[0]), "reason": status[1]})
             )
     return out

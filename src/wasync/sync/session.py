@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 
+from wasync.domain.events import Connected, SessionStatus
 from wasync.domain.models import SyncReport
 from wasync.engines.base import Engine
 from wasync.store.db import Database
@@ -15,6 +16,8 @@ from wasync.sync.initial import DEFAULT_LIMIT_PER_CHAT, ProgressListener, initia
 from wasync.sync.writer import BatchWriter, CommitListener
 
 log = logging.getLogger(__name__)
+
+CONNECT_COMMIT_WAIT = 5.0  # seconds start() waits for an engine's Connected to be committed
 
 
 class SessionSync:
@@ -48,6 +51,7 @@ class SessionSync:
         self.writer: BatchWriter | None = None
         self._pump: asyncio.Task[None] | None = None
         self.events_received = 0  # events taken from the engine (tests wait on it)
+        self._connect_committed = asyncio.Event()
 
     async def start(self) -> None:
         """Register the session, start ingesting its events, connect the engine."""
@@ -69,12 +73,25 @@ class SessionSync:
         # Listen before connecting, so that nothing pushed at connect time is missed.
         self._pump = asyncio.create_task(self._pump_events(), name=f"pump-{self.session_name}")
         await self.engine.connect()
+        if self.engine.status is SessionStatus.CONNECTED:
+            # Record the connect before anything else writes (an initial sync right
+            # after start): its hooks must see the mirror as it was before.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._connect_committed.wait(), CONNECT_COMMIT_WAIT)
 
     async def _pump_events(self) -> None:
         assert self.writer is not None
         try:
             async for event in self.engine.events():
-                await self.writer.put(event)
+                if isinstance(event, Connected):
+                    # Committed on its own: transaction hooks then see the mirror as it
+                    # was before the offline replay that follows (gap fill needs that).
+                    await self.writer.flush()
+                    await self.writer.put(event)
+                    await self.writer.flush()
+                    self._connect_committed.set()
+                else:
+                    await self.writer.put(event)
                 self.events_received += 1
         except asyncio.CancelledError:
             raise

@@ -1,0 +1,135 @@
+"""Profile pictures over HTTP: check one JID now, queue a whole session, serve the files.
+
+- `POST /api/sessions/{session}/avatars/sync` queues every contact and chat (202).
+- `POST /api/sessions/{session}/avatars/{jid}` checks one JID now, through the
+  session's rate limiter, and answers the outcome (a JID or a phone number).
+- `GET /api/sessions/{session}/avatars` the session's avatar status.
+- `GET /media/avatars/{session}/{file}` the stored JPEG, with an ETag (SHA-256 of
+  the bytes) and 304 on If-None-Match. It needs the API key like everything else,
+  unless WASYNC_PUBLIC_AVATARS is true; never as a query parameter, where keys leak
+  into logs and browser history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+
+from wasync.api.deps import Authenticated, get_runtime, key_matches, presented_key
+from wasync.avatars import avatar_service
+from wasync.avatars.enqueue import has_avatar
+from wasync.avatars.fetch import Outcome
+from wasync.avatars.service import storage_for
+from wasync.avatars.status import session_status
+from wasync.avatars.storage import AvatarStorage
+from wasync.domain.jid import to_jid
+from wasync.errors import DomainError
+from wasync.runtime import Runtime
+from wasync.store.sessions import get_session
+
+router = APIRouter(tags=["avatars"], dependencies=[Authenticated])
+media_router = APIRouter(tags=["avatars"])
+RuntimeDep = Depends(get_runtime)
+# Browsers keep a picture this long before asking again (with If-None-Match).
+CACHE_SECONDS = 300
+
+
+@router.post("/api/sessions/{session}/avatars/sync", status_code=202)
+async def enqueue_session_avatars(session: str, runtime: Runtime = RuntimeDep) -> dict[str, int]:
+    """Queue a picture check of every contact and chat of the session."""
+    added = await avatar_service(runtime).enqueue_all(session)
+    return {"enqueued": added}
+
+
+@router.get("/api/sessions/{session}/avatars")
+async def avatar_status(session: str, runtime: Runtime = RuntimeDep) -> dict[str, Any]:
+    """Jobs by state, pictures stored / none / never checked, pace and recent errors."""
+    service = avatar_service(runtime)
+
+    def read() -> dict[str, Any]:
+        with runtime.db.read() as conn:
+            row = get_session(conn, session)
+            return session_status(conn, row.id, service.config.pace_for(session), time.time())
+
+    status = await asyncio.to_thread(read)
+    live = service.queue_stats()["sessions"].get(session)
+    if live is not None:
+        status.update(currentRate=live["currentRate"], pausedFor=live["pausedFor"], running=True)
+    return status
+
+
+@router.post("/api/sessions/{session}/avatars/{jid}")
+async def check_avatar(session: str, jid: str, runtime: Runtime = RuntimeDep) -> Response:
+    """Check one JID (or phone number) now and answer what happened.
+
+    `outcome` is new, unchanged, none, rate_limited or failed; `queued` says the check
+    was also queued to happen later (rate limited, offline or a transient failure).
+    """
+    canonical = to_jid(jid)
+    if not has_avatar(canonical):
+        raise DomainError(f"{canonical} has no profile picture (only people and groups do)")
+    result, queued = await avatar_service(runtime).check_now(session, canonical)
+    body = {**result.as_json(), "queued": queued}
+    headers = {}
+    if result.outcome is Outcome.RATE_LIMITED and result.retry_after is not None:
+        headers["Retry-After"] = str(max(1, round(result.retry_after)))
+    return JSONResponse(body, headers=headers)
+
+
+@media_router.api_route("/media/avatars/{session}/{file}", methods=["GET", "HEAD"])
+async def avatar_file(session: str, file: str, request: Request) -> Response:
+    """A stored profile picture (JPEG)."""
+    runtime: Runtime = request.app.state.runtime
+    public = runtime.settings.public_avatars
+    if not public and not key_matches(request.app.state.api_key, presented_key(request.headers)):
+        return JSONResponse(
+            {
+                "error": "unauthorized",
+                "detail": "missing or wrong API key: send X-Api-Key or Authorization: Bearer",
+            },
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    storage = _storage(runtime)
+    found = await asyncio.to_thread(storage.read_served, session, file)
+    if found is None:
+        return JSONResponse({"error": "not_found", "detail": "no such avatar"}, status_code=404)
+    data, digest = found
+    headers = {
+        "ETag": f'"{digest}"',
+        "Cache-Control": f"{'public' if public else 'private'}, max-age={CACHE_SECONDS}",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if _matches(request.headers.get("if-none-match"), digest):
+        return Response(status_code=304, headers=headers)
+    if request.method == "HEAD":
+        headers["Content-Length"] = str(len(data))
+        return Response(status_code=200, headers=headers, media_type="image/jpeg")
+    return Response(data, media_type="image/jpeg", headers=headers)
+
+
+def _storage(runtime: Runtime) -> AvatarStorage:
+    # One per data directory, so the ETag cache outlives a request.
+    root = runtime.settings.data_dir
+    storage = _STORAGES.get(root)
+    if storage is None:
+        storage = _STORAGES[root] = storage_for(runtime.settings)
+    return storage
+
+
+_STORAGES: dict[Path, AvatarStorage] = {}
+
+
+def _matches(if_none_match: str | None, digest: str) -> bool:
+    if not if_none_match:
+        return False
+    for tag in if_none_match.split(","):
+        tag = tag.strip()
+        if tag == "*" or tag.removeprefix("W/").strip('"') == digest:
+            return True
+    return False

@@ -1,0 +1,67 @@
+"""History on demand: load older, load full history, and a chat's sync state.
+
+The UI's "load older" and "load full history" buttons call the two POST routes; both
+answer 202 at once with the job that does the work, whose progress arrives as
+`history.progress` events. An engine that cannot request history (neonize) gets a
+501 with a plain sentence, never a pretend job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+
+from wasync.api.deps import Authenticated, get_runtime
+from wasync.api.errors import NotFound
+from wasync.history import ChatNotFound, history_service
+from wasync.history.backfill import BackfillRequest
+from wasync.runtime import Runtime
+
+router = APIRouter(prefix="/api", tags=["history"], dependencies=[Authenticated])
+RuntimeDep = Depends(get_runtime)
+CHAT = "/sessions/{session}/chats/{jid}"
+
+
+async def _request(
+    runtime: Runtime, session: str, jid: str, *, full: bool, pages: int = 1
+) -> BackfillRequest:
+    try:
+        return await history_service(runtime).request(session, jid, full=full, pages=pages)
+    except ChatNotFound as exc:
+        raise NotFound(str(exc)) from None
+
+
+@router.post(f"{CHAT}/history/older", status_code=202)
+async def load_older(
+    session: str,
+    jid: str,
+    pages: int = Query(1, ge=1, le=1000, description="Pages of older messages to load."),
+    runtime: Runtime = RuntimeDep,
+) -> dict[str, Any]:
+    """Queue loading `pages` pages of messages older than the oldest stored one.
+
+    `status` is `queued` (a new job), `already_queued` (a job for this chat is pending;
+    it now loads at least `pages` more pages) or `fully_synced` (nothing older exists;
+    `jobId` is null).
+    """
+    result = await _request(runtime, session, jid, full=False, pages=pages)
+    return result.as_payload()
+
+
+@router.post(f"{CHAT}/history/full", status_code=202)
+async def load_full_history(
+    session: str, jid: str, runtime: Runtime = RuntimeDep
+) -> dict[str, Any]:
+    """Queue loading the whole history of the chat, back to its first message."""
+    result = await _request(runtime, session, jid, full=True)
+    return result.as_payload()
+
+
+@router.get(f"{CHAT}/sync-state")
+async def sync_state(session: str, jid: str, runtime: Runtime = RuntimeDep) -> dict[str, Any]:
+    """Newest and oldest stored message, completeness, errors, gap and backfill status."""
+    try:
+        return await history_service(runtime).sync_state(session, jid)
+    except ChatNotFound as exc:
+        raise NotFound(str(exc)) from None

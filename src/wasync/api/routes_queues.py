@@ -1,0 +1,116 @@
+"""The jobs queue at a glance, per kind: counts by state, rate, recent errors, and the
+figures each queue's worker reports (`runtime.queue_stats[kind]()`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy import func, select
+
+from wasync.api import schemas as S
+from wasync.api.deps import Authenticated, get_runtime
+from wasync.api.errors import Conflict, NotFound
+from wasync.api.routes_chats import session_id_of
+from wasync.runtime import Runtime
+from wasync.store import jobs as J
+from wasync.store.schema import jobs
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/queues", tags=["queues"], dependencies=[Authenticated])
+RuntimeDep = Depends(get_runtime)
+ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": S.ErrorBody} for code in (400, 401, 404, 409, 422)
+}
+RATE_WINDOW = 300.0  # seconds of finished jobs behind the per-minute rates
+RECENT_ERRORS = 10
+
+
+def _read(runtime: Runtime, session: str | None, now: float) -> dict[str, Any]:
+    with runtime.db.read() as conn:
+        sid = session_id_of(conn, session) if session else None
+        counts = J.counts(conn, session_id=sid)
+        finished = select(jobs.c.kind, jobs.c.state, func.count()).where(
+            jobs.c.finished_at >= now - RATE_WINDOW,
+            jobs.c.state.in_((J.JobState.DONE.value, J.JobState.FAILED.value)),
+        )
+        if sid is not None:
+            finished = finished.where(jobs.c.session_id == sid)
+        recent: dict[tuple[str, str], int] = {
+            (kind, state): int(n)
+            for kind, state, n in conn.execute(finished.group_by(jobs.c.kind, jobs.c.state))
+        }
+        kinds = sorted(set(counts) | set(runtime.queue_stats))
+        errors = {
+            kind: J.recent_errors(conn, kind=kind, session_id=sid, limit=RECENT_ERRORS)
+            for kind in kinds
+        }
+    return {"counts": counts, "recent": recent, "kinds": kinds, "errors": errors}
+
+
+def _stats(runtime: Runtime, kind: str) -> dict[str, Any]:
+    provider = runtime.queue_stats.get(kind)
+    if provider is None:
+        return {}
+    try:
+        return dict(provider())
+    except Exception as exc:  # one broken provider must not hide the dashboard
+        log.warning("queue stats of %s failed: %s", kind, exc)
+        return {"error": str(exc)}
+
+
+@router.get("", response_model=S.QueuesOut, responses=ERRORS)
+async def list_queues(
+    session: str | None = Query(None, description="Only this session's jobs."),
+    runtime: Runtime = RuntimeDep,
+) -> S.QueuesOut:
+    now = time.time()
+    found = await asyncio.to_thread(_read, runtime, session, now)
+    minutes = RATE_WINDOW / 60
+    queues = []
+    for kind in found["kinds"]:
+        counts = found["counts"].get(kind) or {s.value: 0 for s in J.JobState}
+        queues.append(
+            S.QueueOut(
+                kind=kind,
+                counts=counts,
+                done_per_minute=round(found["recent"].get((kind, "done"), 0) / minutes, 2),
+                failed_per_minute=round(found["recent"].get((kind, "failed"), 0) / minutes, 2),
+                recent_errors=[
+                    S.JobError(
+                        id=e["id"],
+                        key=e["unique_key"],
+                        state=e["state"],
+                        attempts=e["attempts"],
+                        error=e["last_error"],
+                        at=e["updated_at"],
+                    )
+                    for e in found["errors"][kind]
+                ],
+                # Providers read live worker state: call them on the event loop.
+                stats=_stats(runtime, kind),
+            )
+        )
+    return S.QueuesOut(queues=queues, generated_at=now)
+
+
+@router.post("/jobs/{job_id}/retry", responses=ERRORS)
+async def retry_job(job_id: int, runtime: Runtime = RuntimeDep) -> dict[str, Any]:
+    """Queue a failed job again, with a fresh budget of tries."""
+
+    def retry() -> bool | None:
+        with runtime.db.write() as conn:
+            if J.get_job(conn, job_id) is None:
+                return None
+            return J.retry_failed(conn, job_id)
+
+    outcome = await asyncio.to_thread(retry)
+    if outcome is None:
+        raise NotFound(f"no job {job_id}")
+    if not outcome:
+        raise Conflict(f"job {job_id} has not failed: only failed jobs can be retried")
+    return {"id": job_id, "state": J.JobState.QUEUED.value}

@@ -1,0 +1,194 @@
+"""Webhook endpoints of a session, their dead letters, and manual retries.
+
+GET    /api/sessions/{session}/webhooks
+POST   /api/sessions/{session}/webhooks                 (201; the secret, once)
+GET    /api/sessions/{session}/webhooks/{id}
+DELETE /api/sessions/{session}/webhooks/{id}
+POST   /api/sessions/{session}/webhooks/{id}/ping       (a signed test event)
+GET    /api/sessions/{session}/webhooks/deliveries      (?state=failed: dead letters)
+POST   /api/sessions/{session}/webhooks/deliveries/retry  ({ids} or every dead letter)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, status
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from wasync.api.deps import Authenticated, get_runtime
+from wasync.api.errors import Conflict, NotFound
+from wasync.delivery import admin, delivery_of
+from wasync.delivery import endpoints as E
+from wasync.delivery.envelope import Event
+from wasync.delivery.ssrf import Guard, parse_networks
+from wasync.delivery.topics import EVENT_TYPES, PING
+from wasync.delivery.worker import Delivery
+from wasync.runtime import Runtime
+
+router = APIRouter(
+    prefix="/api/sessions/{session}/webhooks", tags=["webhooks"], dependencies=[Authenticated]
+)
+RuntimeDep = Depends(get_runtime)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class NewEndpoint(_Model):
+    url: str = Field(description="Receiver URL; Discord webhook URLs are detected.")
+    events: list[str] = Field(
+        default=["*"], description=f"Event filter: any of {', '.join(EVENT_TYPES)}, or '*'."
+    )
+    kind: str | None = Field(
+        default=None, description="'webhook' (signed JSON) or 'discord'; default: from the URL."
+    )
+    secret: str | None = Field(
+        default=None, description="HMAC secret (16+ characters); default: generated."
+    )
+    description: str | None = None
+
+
+class RetryRequest(_Model):
+    ids: list[int] | None = Field(
+        default=None, description="Delivery (job) ids; omitted: every dead letter of the session."
+    )
+
+
+def _delivery(runtime: Runtime) -> Delivery:
+    installed = delivery_of(runtime)
+    if installed is not None:
+        return installed[0]
+    # Not installed in this process (API-only tools): configure, but nothing delivers here.
+    return Delivery(runtime.settings, runtime.db)
+
+
+def _changed(runtime: Runtime) -> None:
+    installed = delivery_of(runtime)
+    if installed is not None:
+        installed[0].endpoints.invalidate()
+        installed[1].wake()
+
+
+def _guard(runtime: Runtime) -> Guard:
+    installed = delivery_of(runtime)
+    if installed is not None:
+        return installed[0].guard
+    return Guard(parse_networks(runtime.settings.webhook_allowed_networks))
+
+
+@router.get("", summary="List the session's webhook endpoints")
+async def list_endpoints(session: str, runtime: Runtime = RuntimeDep) -> dict[str, Any]:
+    found = await asyncio.to_thread(admin.list_endpoints, runtime.db, session)
+    return {"items": [e.public() for e in found]}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Add a webhook endpoint")
+async def add_endpoint(
+    session: str, body: NewEndpoint, runtime: Runtime = RuntimeDep
+) -> dict[str, Any]:
+    """The answer carries the secret: it is not shown again."""
+    try:
+        endpoint = await admin.add_endpoint(
+            runtime.db,
+            _guard(runtime),
+            session,
+            body.url,
+            body.events,
+            kind=body.kind,
+            secret=body.secret,
+            description=body.description,
+        )
+    except E.DuplicateEndpoint as exc:
+        raise Conflict(str(exc)) from None
+    _changed(runtime)
+    return endpoint.public(with_secret=True)
+
+
+@router.get("/deliveries", summary="Deliveries of the session (default: dead letters)")
+async def list_deliveries(
+    session: str,
+    state: str = Query("failed", description="failed, queued, running, done or all"),
+    endpoint: int | None = Query(None, description="Only this endpoint's deliveries."),
+    limit: int = Query(50, ge=1, le=admin.MAX_LIST),
+    runtime: Runtime = RuntimeDep,
+) -> dict[str, Any]:
+    def read() -> dict[str, Any]:
+        return {
+            "counts": admin.delivery_counts(runtime.db, session),
+            "items": admin.list_deliveries(
+                runtime.db,
+                session,
+                state=None if state == "all" else state,
+                endpoint_id=endpoint,
+                limit=limit,
+            ),
+        }
+
+    return await asyncio.to_thread(read)
+
+
+@router.post("/deliveries/retry", summary="Queue dead letters again")
+async def retry_deliveries(
+    session: str, body: RetryRequest | None = None, runtime: Runtime = RuntimeDep
+) -> dict[str, Any]:
+    ids = body.ids if body is not None else None
+    done, missing = await asyncio.to_thread(admin.retry_deliveries, runtime.db, session, ids)
+    if ids is not None and missing and done == 0:
+        raise NotFound(f"no dead-lettered delivery {', '.join(map(str, missing))} in {session!r}")
+    _changed(runtime)
+    return {"requeued": done, "notFound": missing}
+
+
+@router.get("/{endpoint_id}", summary="One webhook endpoint")
+async def get_endpoint(
+    session: str, endpoint_id: int, runtime: Runtime = RuntimeDep
+) -> dict[str, Any]:
+    def read() -> E.Endpoint:
+        with runtime.db.read() as conn:
+            return admin.find_endpoint(conn, session, endpoint_id)
+
+    try:
+        return (await asyncio.to_thread(read)).public()
+    except E.EndpointNotFound as exc:
+        raise NotFound(str(exc)) from None
+
+
+@router.delete("/{endpoint_id}", summary="Remove an endpoint and its queued deliveries")
+async def remove_endpoint(
+    session: str, endpoint_id: int, runtime: Runtime = RuntimeDep
+) -> dict[str, Any]:
+    try:
+        cancelled = await asyncio.to_thread(admin.remove_endpoint, runtime.db, session, endpoint_id)
+    except E.EndpointNotFound as exc:
+        raise NotFound(str(exc)) from None
+    except E.FileManaged as exc:
+        raise Conflict(str(exc)) from None
+    _changed(runtime)
+    return {"removed": endpoint_id, "cancelledDeliveries": cancelled}
+
+
+@router.post(
+    "/{endpoint_id}/ping",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Send a signed test event to one endpoint",
+)
+async def ping_endpoint(
+    session: str, endpoint_id: int, runtime: Runtime = RuntimeDep
+) -> dict[str, Any]:
+    def read() -> E.Endpoint:
+        with runtime.db.read() as conn:
+            return admin.find_endpoint(conn, session, endpoint_id)
+
+    try:
+        await asyncio.to_thread(read)
+    except E.EndpointNotFound as exc:
+        raise NotFound(str(exc)) from None
+    event = Event.occurrence(session, PING, {"message": "test delivery from wasync"})
+    delivery = _delivery(runtime)
+    await asyncio.to_thread(delivery.enqueue, session, [event], endpoint_id=endpoint_id)
+    _changed(runtime)
+    return {"queued": event.id}

@@ -1,0 +1,243 @@
+"""The JSON shapes of the API (camelCase on the wire), as documented in OpenAPI."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import Response
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+def json_response(data: dict[str, Any], status_code: int = 200) -> Response:
+    """JSON of data built in the shape of a route's `response_model`, served as is: the
+    hottest routes skip FastAPI's validation of it (the model still documents them)."""
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return Response(body.encode(), status_code, media_type="application/json")
+
+
+class ErrorBody(Model):
+    error: str = Field(description="A short machine-readable code, e.g. not_found.")
+    detail: Any = Field(description="A sentence for people (or a list of field problems).")
+
+
+# Sessions.
+
+
+class Capabilities(Model):
+    on_demand_history: bool
+    pair_code: bool
+    list_chats: bool
+    list_contacts: bool
+    list_groups: bool
+    profile_pictures: bool
+    media_download: bool
+
+
+class PairingState(Model):
+    qr: str | None = Field(description="The current QR string (render it, or get qr.png).")
+    phone_code: str | None = Field(description="The last phone pair code asked for.")
+    updated_at: float
+
+
+class Session(Model):
+    name: str
+    engine: str
+    status: str = Field(
+        description="connected, disconnected, connecting, pairing, logged_out, banned or replaced"
+    )
+    status_reason: str | None
+    jid: str | None = Field(description="The account's own JID, once paired.")
+    running: bool = Field(description="Whether the server is mirroring it now.")
+    syncing: bool = Field(description="Whether a sync-chats run is in progress.")
+    capabilities: Capabilities | None
+    pairing: PairingState | None
+    error: str | None = Field(description="Why the session could not be started, if so.")
+    created_at: int
+    updated_at: int
+
+
+class SessionList(Model):
+    items: list[Session]
+
+
+class CreateSession(Model):
+    name: str = Field(
+        description="1-64 letters, digits, '.', '_' or '-'", min_length=1, max_length=64
+    )
+    engine: str | None = Field(
+        default=None, description="neonize or simulator; default: the server's setting."
+    )
+
+
+class PairPhone(Model):
+    phone: str = Field(description="The phone number with country code, e.g. +55 11 99999-0000.")
+
+
+class PairCode(Model):
+    code: str = Field(description="Type this code on the phone: Linked devices > Link with phone.")
+
+
+class SyncChatsResult(Model):
+    success: bool
+    chats_processed: int
+    message: str
+    messages_synced: int
+    failed_chats: list[dict[str, str]]
+    seconds: float
+
+
+# Chats and messages.
+
+
+class MessagePreview(Model):
+    message_id: str
+    sender_jid: str
+    from_me: bool
+    timestamp: int
+    kind: str
+    text: str | None
+    push_name: str | None
+    revoked: bool
+
+
+class ChatItem(Model):
+    jid: str
+    kind: str
+    name: str | None
+    display_name: str
+    last_message_at: int | None
+    unread_count: int
+    archived: bool
+    pinned: bool
+    muted_until: int | None
+    profile_picture: str | None = Field(
+        description="A path under /media/avatars/..., 'none' when WhatsApp has none or "
+        "refuses, null when not fetched yet."
+    )
+    profile_picture_timestamp: int | None
+    last_message: MessagePreview | None
+
+
+class ChatPage(Model):
+    items: list[ChatItem]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: end.")
+
+
+class SyncStateOut(Model):
+    newest_message_id: str | None
+    newest_timestamp: int | None
+    oldest_message_id: str | None
+    oldest_timestamp: int | None
+    fully_synced: bool
+    last_synced_at: int | None
+    last_error: str | None
+
+
+class ChatDetail(ChatItem):
+    topic: str | None = None
+    owner_jid: str | None = None
+    group_created_at: int | None = None
+    participant_count: int | None = None
+    sync_state: SyncStateOut | None = None
+
+
+class MediaOut(Model):
+    mimetype: str | None
+    size: int | None
+    filename: str | None
+    url: str = Field(description="Download path (needs the API key).")
+
+
+class Reaction(Model):
+    sender_jid: str
+    emoji: str
+    timestamp: int
+
+
+class MessageOut(Model):
+    cursor: str = Field(description="Keyset cursor of this message: page before or after it.")
+    chat_jid: str
+    sender_jid: str
+    sender_name: str | None
+    message_id: str
+    from_me: bool
+    timestamp: int
+    kind: str
+    text: str | None
+    quoted_id: str | None
+    push_name: str | None
+    media: MediaOut | None
+    edited_at: int | None
+    revoked_at: int | None
+    revoked_by: str | None
+    reactions: list[Reaction]
+
+
+class MessagePage(Model):
+    items: list[MessageOut]
+    next_cursor: str | None = Field(
+        description="Pass as `before` (or `after`, when paging forwards) for the next page."
+    )
+
+
+class Participant(Model):
+    jid: str
+    name: str | None
+    phone: str | None
+    lid: str | None
+    is_admin: bool
+    is_super_admin: bool
+
+
+class ParticipantList(Model):
+    group_jid: str
+    items: list[Participant]
+
+
+class ContactOut(Model):
+    jid: str
+    name: str | None
+    push_name: str | None
+    business_name: str | None
+    phone: str | None
+    lid: str | None
+    display_name: str
+    profile_picture: str | None
+    profile_picture_timestamp: int | None
+
+
+class ContactPage(Model):
+    items: list[ContactOut]
+    next_cursor: str | None
+
+
+# Queues.
+
+
+class JobError(Model):
+    id: int
+    key: str | None
+    state: str
+    attempts: int
+    error: str
+    at: float
+
+
+class QueueOut(Model):
+    kind: str
+    counts: dict[str, int] = Field(description="Jobs by state: queued, running, done, failed.")
+    done_per_minute: float = Field(description="Jobs finished in the last 5 minutes, per minute.")
+    failed_per_minute: float
+    recent_errors: list[JobError]
+    stats: dict[str, Any] = Field(description="Figures the queue's worker reports (rate, ...).")
+
+
+class QueuesOut(Model):
+    queues: list[QueueOut]
+    generated_at: float

@@ -1,0 +1,149 @@
+"""Running the HTTP server: runtime, app, uvicorn, and the demo session.
+
+`wasync serve` and `wasync demo` both come here; the demo adds a simulated, already
+paired session with live traffic and syncs it at start, so a newcomer sees every
+part working without a phone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import socket
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+
+import uvicorn
+from fastapi import FastAPI
+
+from wasync.api.api_key import ApiKey, resolve_api_key
+from wasync.api.app import asgi_app, create_app
+from wasync.api.install import api_services
+from wasync.api.session_control import SessionControl
+from wasync.api.session_engines import EngineFactory, SimulatorOptions
+from wasync.assemble import build_runtime
+from wasync.config import Settings
+from wasync.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    session: str = "demo"
+    limit_per_chat: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """What the server tells the person who started it, once it listens."""
+
+    url: str
+    key: ApiKey
+    restored: list[str]
+    restore_errors: dict[str, str]
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, minus re-raising SIGINT/SIGTERM after a graceful stop.
+
+    uvicorn re-raises the signal once it has shut down, so the process would end as
+    "interrupted" (130) or killed; a server that stopped cleanly on request exits 0.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """Bind first, so "address in use" is one clear line, and port 0 picks a free port."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot listen on {host!r}: {exc.strerror}") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+async def run_server(
+    settings: Settings,
+    *,
+    simulator: SimulatorOptions | None = None,
+    demo: DemoOptions | None = None,
+    on_started: Callable[[Started], None] | None = None,
+    log_level: str = "warning",
+    access_log: bool = False,
+) -> None:
+    """Serve until SIGINT/SIGTERM; sessions are restored at start and stopped in order."""
+    key = resolve_api_key(settings, settings.host)
+    sock = listening_socket(settings.host, settings.port)
+    runtime = build_runtime(settings)
+    control, _hub = api_services(runtime)
+    control.engines = EngineFactory(settings, simulator)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            restored = await control.restore()
+            if demo is not None:
+                await _start_demo(control, demo)
+            if on_started is not None:
+                on_started(Started(url_of(sock), key, restored, dict(control.restore_errors)))
+            yield
+        finally:
+            await app.state.socketio.close()
+            await runtime.stop()
+
+    app = create_app(runtime, api_key=key.value, lifespan=lifespan)
+    config = uvicorn.Config(
+        asgi_app(app),
+        log_level=log_level,
+        access_log=access_log,
+        lifespan="on",
+        # Plain asyncio: the neonize engine hands whatsmeow's events to this loop from
+        # a Go thread; httptools (a dependency) parses HTTP.
+        loop="asyncio",
+        timeout_graceful_shutdown=10,
+    )
+    server = _Server(config)
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        sock.close()
+
+
+async def _start_demo(control: SessionControl, demo: DemoOptions) -> None:
+    runtime = control.runtime
+    if demo.session not in runtime.sessions:
+        engine = control.engines.build(demo.session, "simulator", new=False)
+        await runtime.add_session(demo.session, engine, engine_name="simulator")
+    # Runs in the background: the UI shows its progress bar moving.
+    control.start_sync(demo.session, demo.limit_per_chat)

@@ -1,0 +1,363 @@
+// Chats page: the chat list (search, filter, keyset pages), a chat's messages with
+// "load older" / "load full history", live messages and the sync progress bar.
+"use strict";
+
+(function () {
+  const session = document.body.dataset.session;
+  const base = `/api/sessions/${encodeURIComponent(session)}`;
+  const chatPath = (jid) => `${base}/chats/${encodeURIComponent(jid)}`;
+  const CHAT_PAGE = 40;
+  const MESSAGE_PAGE = 30;
+
+  const $ = (id) => document.getElementById(id);
+  const layout = $("layout");
+  const list = $("chat-list");
+  const moreChats = $("more-chats");
+  const progress = $("sync-progress");
+  const messagesBox = $("messages");
+  const messageList = $("message-list");
+  const olderButton = $("load-older");
+  const historyNote = $("history-note");
+  const historyStatus = $("history-status");
+
+  const chats = { cursor: null, kind: "", search: "", items: new Map(), loading: false };
+  let open = null; // {jid, chat, olderCursor, storedExhausted, keys: Set}
+
+  // Chat list.
+
+  function preview(chat) {
+    const last = chat.lastMessage;
+    if (!last) return "";
+    if (last.revoked) return "Message deleted";
+    const who = last.fromMe ? "You: " : chat.kind === "group" && last.pushName ? `${last.pushName}: ` : "";
+    const body = last.text || (last.kind !== "text" ? `[${last.kind}]` : "");
+    return who + body;
+  }
+
+  function chatNode(chat) {
+    const node = W.el("li", { class: "chat-item", dataset: { jid: chat.jid } });
+    const button = W.el("button", { type: "button", onclick: () => openChat(chat.jid) });
+    const face = W.avatar(W.el("span"), chat.displayName, chat.jid, chat.profilePicture, chat.profilePictureTimestamp);
+    const top = W.el("div", { class: "row" },
+      W.el("span", { class: "name", text: chat.displayName }),
+      W.el("span", { class: "time", text: W.shortTime(chat.lastMessageAt) }));
+    const bottom = W.el("div", { class: "row" },
+      W.el("span", { class: "preview", text: preview(chat) }),
+      chat.unreadCount ? W.el("span", { class: "unread", text: String(chat.unreadCount) }) : null);
+    button.append(face, W.el("div", { class: "chat-text" }, top, bottom));
+    node.append(button);
+    if (open && open.jid === chat.jid) node.classList.add("active");
+    return node;
+  }
+
+  function putChat(chat, { top = false } = {}) {
+    const old = chats.items.get(chat.jid);
+    const node = chatNode(chat);
+    chats.items.set(chat.jid, { chat, node });
+    if (old) old.node.replaceWith(node);
+    if (top || !old) top ? list.prepend(node) : list.append(node);
+  }
+
+  async function loadChats(reset) {
+    if (chats.loading) return;
+    chats.loading = true;
+    try {
+      if (reset) { chats.cursor = null; chats.items.clear(); list.replaceChildren(); }
+      const q = new URLSearchParams({ limit: String(CHAT_PAGE) });
+      if (chats.cursor) q.set("cursor", chats.cursor);
+      if (chats.kind) q.set("kind", chats.kind);
+      if (chats.search) q.set("search", chats.search);
+      const page = await W.api(`${base}/chats?${q}`);
+      page.items.forEach((c) => putChat(c));
+      chats.cursor = page.nextCursor;
+      moreChats.hidden = !page.nextCursor;
+      $("chats-empty").hidden = chats.items.size > 0;
+    } catch (e) {
+      W.toast(e.message, "error");
+    } finally {
+      chats.loading = false;
+    }
+  }
+
+  // Messages.
+
+  function addMessages(items, { older }) {
+    const fresh = items.filter((m) => !open.keys.has(`${m.senderJid}|${m.messageId}`));
+    fresh.forEach((m) => open.keys.add(`${m.senderJid}|${m.messageId}`));
+    // API pages are newest first; the list shows the oldest at the top.
+    const group = open.chat && open.chat.kind === "group";
+    const nodes = fresh.map((m) => WM.messageNode(m, group)).reverse();
+    if (older) {
+      const keep = messagesBox.scrollHeight - messagesBox.scrollTop;
+      messageList.prepend(...nodes);
+      messagesBox.scrollTop = messagesBox.scrollHeight - keep;
+    } else {
+      const atBottom = messagesBox.scrollHeight - messagesBox.scrollTop - messagesBox.clientHeight < 80;
+      messageList.append(...nodes);
+      if (atBottom) messagesBox.scrollTop = messagesBox.scrollHeight;
+    }
+    return fresh.length;
+  }
+
+  function oldestCursor() {
+    return open.oldest;
+  }
+
+  function describe(chat) {
+    const parts = [];
+    if (chat.kind === "group") parts.push(`${chat.participantCount || 0} participants`);
+    else parts.push(chat.jid.split("@")[0].replace(/^(\d)/, "+$1"));
+    const state = chat.syncState;
+    if (state && state.fullySynced) parts.push("all history mirrored");
+    else if (state && state.oldestTimestamp) parts.push(`mirrored since ${new Date(state.oldestTimestamp * 1000).toLocaleDateString()}`);
+    return parts.join(" · ");
+  }
+
+  function updateOlderControls() {
+    const full = open.chat.syncState && open.chat.syncState.fullySynced;
+    if (open.storedExhausted && full) {
+      olderButton.hidden = true;
+      historyNote.textContent = "This is the beginning of the chat.";
+      historyNote.hidden = false;
+    } else {
+      olderButton.hidden = false;
+    }
+    $("full-history").hidden = !!full;
+  }
+
+  async function openChat(jid) {
+    for (const { node } of chats.items.values()) node.classList.toggle("active", node.dataset.jid === jid);
+    layout.classList.add("show-chat");
+    $("chat-placeholder").hidden = true;
+    $("chat-view").hidden = false;
+    messageList.replaceChildren();
+    historyNote.hidden = true;
+    historyStatus.hidden = true;
+    open = { jid, chat: null, olderCursor: null, oldest: null, storedExhausted: false, keys: new Set() };
+    const current = open;
+    try {
+      const [chat, page] = await Promise.all([
+        W.api(chatPath(jid)),
+        W.api(`${chatPath(jid)}/messages?limit=${MESSAGE_PAGE}`),
+      ]);
+      if (open !== current) return;
+      open.chat = chat;
+      $("chat-title").textContent = chat.displayName;
+      $("chat-subtitle").textContent = describe(chat);
+      W.avatar($("chat-avatar"), chat.displayName, chat.jid, chat.profilePicture, chat.profilePictureTimestamp);
+      addMessages(page.items, { older: false });
+      open.olderCursor = page.nextCursor;
+      open.storedExhausted = !page.nextCursor;
+      if (page.items.length) open.oldest = page.items[page.items.length - 1].cursor;
+      messagesBox.scrollTop = messagesBox.scrollHeight;
+      updateOlderControls();
+    } catch (e) {
+      W.toast(e.message, "error");
+    }
+  }
+
+  async function loadStoredOlder() {
+    const before = open.olderCursor || oldestCursor();
+    if (!before) return 0;
+    const page = await W.api(`${chatPath(open.jid)}/messages?limit=${MESSAGE_PAGE}&before=${encodeURIComponent(before)}`);
+    const added = addMessages(page.items, { older: true });
+    if (page.items.length) open.oldest = page.items[page.items.length - 1].cursor;
+    open.olderCursor = page.nextCursor;
+    open.storedExhausted = !page.nextCursor;
+    return added;
+  }
+
+  function note(text) {
+    historyNote.textContent = text;
+    historyNote.hidden = !text;
+  }
+
+  // Ask WhatsApp (through the history feature) and wait until the mirror has more.
+  async function requestHistory(kind) {
+    const jid = open.jid;
+    const url = kind === "full" ? `${chatPath(jid)}/history/full` : `${chatPath(jid)}/history/older?pages=1`;
+    try {
+      await W.api(url, { method: "POST" });
+    } catch (e) {
+      if (e.status === 404 && e.detail === "Not Found") {
+        // No history route: the server was built without on-demand history.
+        note("Loading older messages from WhatsApp is not available on this server.");
+      } else {
+        note(e.message);
+      }
+      return false;
+    }
+    historyStatus.textContent = kind === "full" ? "Loading the full history from WhatsApp…" : "Asking WhatsApp for older messages…";
+    historyStatus.hidden = false;
+    const before = open.chat.syncState ? open.chat.syncState.oldestTimestamp : null;
+    for (let i = 0; i < 90 && open && open.jid === jid; i++) {
+      await new Promise((r) => { open.wake = r; setTimeout(r, 2000); });
+      const chat = await W.api(chatPath(jid));
+      const state = chat.syncState || {};
+      if (state.oldestTimestamp !== before || state.fullySynced || state.lastError) {
+        open.chat = chat;
+        $("chat-subtitle").textContent = describe(chat);
+        if (state.lastError) note(state.lastError);
+        if (kind !== "full" || state.fullySynced || state.lastError) break;
+      }
+    }
+    historyStatus.hidden = true;
+    return true;
+  }
+
+  async function loadOlder() {
+    if (!open || !open.chat) return;
+    olderButton.disabled = true;
+    note("");
+    try {
+      if (!open.storedExhausted) {
+        await loadStoredOlder();
+      } else if (await requestHistory("older")) {
+        const added = await loadStoredOlder();
+        if (!added && open.chat.syncState && open.chat.syncState.fullySynced) note("This is the beginning of the chat.");
+      }
+      updateOlderControls();
+    } catch (e) {
+      W.toast(e.message, "error");
+    } finally {
+      olderButton.disabled = false;
+    }
+  }
+
+  async function loadFull() {
+    if (!open || !open.chat) return;
+    const button = $("full-history");
+    button.disabled = true;
+    note("");
+    try {
+      if (await requestHistory("full")) {
+        open.olderCursor = null;
+        for (let i = 0; i < 200; i++) {
+          const added = await loadStoredOlder();
+          if (!added || open.storedExhausted) break;
+        }
+        updateOlderControls();
+      }
+    } catch (e) {
+      W.toast(e.message, "error");
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // Live events.
+
+  function onMessage(data) {
+    const entry = chats.items.get(data.chatJid);
+    if (entry) {
+      const chat = Object.assign({}, entry.chat, {
+        lastMessageAt: data.timestamp,
+        lastMessage: { messageId: data.messageId, senderJid: data.senderJid, fromMe: data.fromMe,
+          timestamp: data.timestamp, kind: data.kind, text: data.text, pushName: data.pushName, revoked: false },
+      });
+      putChat(chat, { top: !chats.search && !chats.kind });
+    } else if (!chats.search && !chats.kind) {
+      W.api(chatPath(data.chatJid)).then((chat) => putChat(chat, { top: true })).catch(() => {});
+    }
+    if (open && open.chat && open.jid === data.chatJid) {
+      const media = data.media ? Object.assign({}, data.media, {
+        url: `${chatPath(data.chatJid)}/messages/${encodeURIComponent(data.messageId)}/media?sender=${encodeURIComponent(data.senderJid)}`,
+      }) : null;
+      addMessages([Object.assign({ reactions: [], senderName: data.pushName }, data, { media })], { older: false });
+    }
+  }
+
+  function onEdit(data, deleted) {
+    if (!open || open.jid !== data.chatJid) return;
+    const li = messageList.querySelector(`[data-key="${CSS.escape(`${data.senderJid}|${data.messageId}`)}"]`);
+    if (!li) return;
+    const text = li.querySelector(".text");
+    if (deleted) {
+      li.querySelector(".bubble").replaceChildren(W.el("div", { class: "text deleted", text: "This message was deleted" }));
+    } else if (text) {
+      text.textContent = data.text;
+    }
+  }
+
+  async function syncNow() {
+    const button = $("sync-button");
+    button.disabled = true;
+    progress.hidden = false;
+    try {
+      const result = await W.api(`${base}/sync-chats?limitPerChat=50`, { method: "POST" });
+      W.finishProgress(progress, `${result.chatsProcessed} chats, ${result.messagesSynced} messages`);
+      loadChats(true);
+    } catch (e) {
+      if (e.status === 409 && /already running/.test(e.message)) {
+        W.toast("A sync of this session is already running: following it.");
+      } else {
+        W.toast(e.message, "error");
+        progress.hidden = true;
+      }
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async function loadStatus() {
+    try {
+      const s = await W.api(base);
+      W.statusBadge($("session-status"), s.status);
+      $("sync-button").disabled = s.status !== "connected";
+      if (s.syncing) progress.hidden = false;
+    } catch (e) {
+      W.toast(e.message, "error");
+    }
+  }
+
+  // Wiring.
+
+  let searchTimer = null;
+  $("chat-search").addEventListener("input", (e) => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => { chats.search = e.target.value.trim(); loadChats(true); }, 250);
+  });
+  for (const tab of document.querySelectorAll(".tabs [role=tab]")) {
+    tab.addEventListener("click", () => {
+      document.querySelectorAll(".tabs [role=tab]").forEach((t) => t.setAttribute("aria-selected", String(t === tab)));
+      chats.kind = tab.dataset.kind;
+      loadChats(true);
+    });
+  }
+  moreChats.addEventListener("click", () => loadChats(false));
+  new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting) && chats.cursor) loadChats(false);
+  }).observe(moreChats);
+  olderButton.addEventListener("click", loadOlder);
+  $("full-history").addEventListener("click", loadFull);
+  $("sync-button").addEventListener("click", syncNow);
+  $("back").addEventListener("click", () => layout.classList.remove("show-chat"));
+
+  W.requireLogin().then(() => {
+    loadStatus();
+    loadChats(true);
+    W.live([session], {
+      message: onMessage,
+      "message.edit": (d) => onEdit(d, false),
+      "message.delete": (d) => onEdit(d, true),
+      sync_chats: (d) => {
+        W.setProgress(progress, d);
+        if (d.currentChat >= d.nChats && d.messagesSynced !== undefined) loadChats(true);
+      },
+      "session.status": () => loadStatus(),
+      "history.progress": (d) => {
+        if (!open || d.chatJid !== open.jid) return;
+        if (!historyStatus.hidden) {
+          historyStatus.textContent = d.error
+            ? `WhatsApp did not answer: ${d.error}${d.willRetry ? " (retrying)" : ""}`
+            : `Loading history from WhatsApp… ${d.messagesSynced || 0} messages so far`;
+        }
+        if (open.wake) open.wake();
+      },
+      avatar: (d) => {
+        const entry = d && d.jid ? chats.items.get(d.jid) : null;
+        if (entry) W.api(chatPath(d.jid)).then((chat) => putChat(chat)).catch(() => {});
+      },
+    });
+  }).catch(() => {});
+})();

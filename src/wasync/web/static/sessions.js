@@ -1,0 +1,165 @@
+// Sessions page: status, pairing (QR or phone code), sync with a live progress bar.
+"use strict";
+
+(function () {
+  const grid = document.getElementById("sessions");
+  const empty = document.getElementById("sessions-empty");
+  const template = document.getElementById("session-card");
+  const cards = new Map(); // name -> {node, session}
+
+  const path = (name) => `/api/sessions/${encodeURIComponent(name)}`;
+
+  function card(name) {
+    let entry = cards.get(name);
+    if (entry) return entry;
+    const node = template.content.firstElementChild.cloneNode(true);
+    node.dataset.session = name;
+    node.querySelector(".session-name").textContent = name;
+    node.querySelector(".open-chats").href = `/ui/sessions/${encodeURIComponent(name)}`;
+    node.querySelector(".sync").addEventListener("click", () => sync(name));
+    node.querySelector(".logout").addEventListener("click", () => logout(name));
+    node.querySelector(".delete").addEventListener("click", () => remove(name));
+    node.querySelector(".pair-phone").addEventListener("submit", (e) => pairPhone(e, name));
+    grid.append(node);
+    entry = { node, session: null, qrAt: 0 };
+    cards.set(name, entry);
+    return entry;
+  }
+
+  function render(session) {
+    const entry = card(session.name);
+    entry.session = session;
+    const node = entry.node;
+    W.statusBadge(node.querySelector(".session-status"), session.status);
+    const meta = [session.engine, session.jid ? session.jid.split("@")[0] : null,
+      session.running ? null : "not running"].filter(Boolean);
+    node.querySelector(".session-meta").textContent = meta.join(" · ");
+    const error = node.querySelector(".session-error");
+    error.textContent = session.error || "";
+    error.hidden = !session.error;
+    const connected = session.status === "connected";
+    node.querySelector(".sync").disabled = !connected || session.syncing;
+    node.querySelector(".logout").hidden = !session.running;
+    const pairing = node.querySelector(".pairing");
+    pairing.hidden = session.status !== "pairing";
+    if (session.status === "pairing") showQr(entry);
+    if (session.syncing) node.querySelector(".progress").hidden = false;
+    empty.hidden = cards.size > 0;
+  }
+
+  async function showQr(entry, fresh) {
+    const pairing = entry.session && entry.session.pairing;
+    const stamp = pairing ? pairing.updatedAt : 0;
+    if (!fresh && stamp && stamp === entry.qrAt) return;
+    entry.qrAt = stamp;
+    const img = entry.node.querySelector(".qr");
+    try {
+      img.src = await W.blobUrl(`${path(entry.session.name)}/pairing/qr.png?scale=6`, { fresh: true });
+      img.hidden = false;
+    } catch (e) {
+      img.hidden = true; // no code yet: the next session.status event brings one
+    }
+  }
+
+  async function load() {
+    const { items } = await W.api("/api/sessions");
+    const names = new Set(items.map((s) => s.name));
+    for (const [name, entry] of cards) {
+      if (!names.has(name)) { entry.node.remove(); cards.delete(name); }
+    }
+    items.forEach(render);
+    empty.hidden = items.length > 0;
+  }
+
+  async function refresh(name) {
+    try {
+      render(await W.api(path(name)));
+    } catch (e) {
+      if (e.status === 404 && cards.has(name)) { cards.get(name).node.remove(); cards.delete(name); }
+    }
+  }
+
+  async function sync(name) {
+    const entry = card(name);
+    const button = entry.node.querySelector(".sync");
+    const bar = entry.node.querySelector(".progress");
+    button.disabled = true;
+    bar.hidden = false;
+    try {
+      const result = await W.api(`${path(name)}/sync-chats?limitPerChat=50`, { method: "POST" });
+      W.finishProgress(bar, `${result.chatsProcessed} chats, ${result.messagesSynced} messages`);
+      W.toast(`${name}: ${result.message}`);
+    } catch (e) {
+      W.toast(`${name}: ${e.message}`, "error");
+      bar.hidden = true;
+    } finally {
+      refresh(name);
+    }
+  }
+
+  async function logout(name) {
+    if (!confirm(`Log out "${name}"? The phone unlinks this device; the mirror stays.`)) return;
+    try {
+      render(await W.api(`${path(name)}/logout`, { method: "POST" }));
+      W.toast(`${name} logged out`);
+    } catch (e) {
+      W.toast(e.message, "error");
+    }
+  }
+
+  async function remove(name) {
+    if (!confirm(`Delete "${name}" and everything mirrored from it? This cannot be undone.`)) return;
+    try {
+      await W.api(path(name), { method: "DELETE" });
+      const entry = cards.get(name);
+      if (entry) { entry.node.remove(); cards.delete(name); }
+      empty.hidden = cards.size > 0;
+      W.toast(`${name} deleted`);
+    } catch (e) {
+      W.toast(e.message, "error");
+    }
+  }
+
+  async function pairPhone(event, name) {
+    event.preventDefault();
+    const form = event.target;
+    const out = card(name).node.querySelector(".pair-code");
+    try {
+      const { code } = await W.api(`${path(name)}/pairing/phone`, {
+        method: "POST", body: { phone: form.phone.value },
+      });
+      out.textContent = `${code.slice(0, 4)}-${code.slice(4)}`;
+      out.hidden = false;
+    } catch (e) {
+      W.toast(e.message, "error");
+    }
+  }
+
+  document.getElementById("new-session").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const input = document.getElementById("new-session-name");
+    try {
+      render(await W.api("/api/sessions", { method: "POST", body: { name: input.value.trim() } }));
+      input.value = "";
+    } catch (e) {
+      W.toast(e.message, "error");
+    }
+  });
+
+  W.requireLogin().then(() => {
+    load().catch((e) => W.toast(e.message, "error"));
+    W.live([], {
+      "session.status": (data, frame) => refresh(frame.session),
+      sync_chats: (data) => {
+        const entry = cards.get(data.sessionId);
+        if (entry) W.setProgress(entry.node.querySelector(".progress"), data);
+      },
+    });
+    // QR codes rotate; between events, look again now and then.
+    setInterval(() => {
+      for (const entry of cards.values()) {
+        if (entry.session && entry.session.status === "pairing") refresh(entry.session.name);
+      }
+    }, 10000);
+  }).catch(() => {});
+})();
