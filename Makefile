@@ -2,10 +2,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# Extra arguments for `make run`, e.g. make run ARGS="--scale small --seed 7"
+# Extra arguments for `make run`, `make demo` and `make sync`, e.g. ARGS="--port 9000"
 ARGS ?=
 
-.PHONY: install install-test run lint format typecheck test test-fast bench clean
+.PHONY: install install-test run demo sync lint format typecheck test test-fast bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +17,18 @@ install: $(BIN)/python
 install-test: $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[test]"
 
+# The service: HTTP API and web UI on http://127.0.0.1:8420/ui/, SQLite in ./wasync-data.
 run: install
-	$(BIN)/wasync sync --engine simulator $(ARGS)
-	$(BIN)/wasync stats
+	$(BIN)/wasync serve --data-dir wasync-data $(ARGS)
+
+# The same service on a simulated account with live traffic: no phone needed.
+demo: install
+	$(BIN)/wasync demo $(ARGS)
+
+# One initial sync of a simulated account into ./wasync-data, then what it holds.
+sync: install
+	$(BIN)/wasync sync --engine simulator --data-dir wasync-data $(ARGS)
+	$(BIN)/wasync stats --data-dir wasync-data
 
 lint: install-test
 	$(BIN)/ruff check src tests bench
