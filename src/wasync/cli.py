@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import typer
 from rich.console import Console
@@ -18,6 +18,7 @@ from rich.table import Table
 from wasync.commands import avatar_job
 from wasync.commands import history as history_command
 from wasync.commands.avatars import app as avatars_app
+from wasync.commands.common import DatabaseOpt, DataDirOpt, settings_from
 from wasync.commands.pair import PAIR_HELP
 from wasync.commands.pair import pair as pair_command
 from wasync.commands.serve import register as register_serve_commands
@@ -41,25 +42,6 @@ err_console = Console(stderr=True)
 register_serve_commands(app)  # serve, demo (wasync/commands/serve.py)
 
 T = TypeVar("T")
-
-DataDirOpt = typer.Option(
-    None, "--data-dir", envvar="WASYNC_DATA_DIR", help="Data directory [default: ./wasync-data]."
-)
-DatabaseOpt = typer.Option(
-    None,
-    "--database",
-    envvar="WASYNC_DATABASE_URL",
-    help="Database URL (sqlite:///path or postgresql://…) [default: SQLite in the data dir].",
-)
-
-
-def _settings(data_dir: Path | None, database: str | None) -> Settings:
-    overrides: dict[str, Any] = {}
-    if data_dir is not None:
-        overrides["data_dir"] = data_dir
-    if database is not None:
-        overrides["database_url"] = database
-    return Settings(**overrides)
 
 
 def _run(fn: Callable[[], T]) -> T:
@@ -96,7 +78,7 @@ def sync(
     """Run the initial sync of a session and print what was mirrored."""
 
     def body() -> None:
-        settings = _settings(data_dir, database)
+        settings = settings_from(data_dir, database)
         report = asyncio.run(
             _sync(settings, engine, seed, scale, session, limit_per_chat, show=not as_json)
         )
@@ -185,7 +167,7 @@ def stats(
     """Print what the mirror holds."""
 
     def body() -> None:
-        settings = _settings(data_dir, database)
+        settings = settings_from(data_dir, database)
         db = open_database(settings)
         try:
             with db.read() as conn:

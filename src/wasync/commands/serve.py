@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from wasync.api.session_engines import ENGINE_NAMES, EngineFactory, SimulatorOptions
+from wasync.commands.common import DatabaseOpt, DataDirOpt
 from wasync.config import Settings
 from wasync.engines.simulator.config import SCALES
 from wasync.errors import ConfigError, WasyncError
@@ -28,15 +29,6 @@ console = Console(stderr=True, highlight=False, soft_wrap=True)
 HostOpt = typer.Option(None, "--host", help="Address to bind [default: 127.0.0.1].")
 PortOpt = typer.Option(
     None, "--port", min=0, max=65535, help="Port to bind, 0 for any free one [default: 8420]."
-)
-DataDirOpt = typer.Option(
-    None, "--data-dir", envvar="WASYNC_DATA_DIR", help="Data directory [default: ./wasync-data]."
-)
-DatabaseOpt = typer.Option(
-    None,
-    "--database",
-    envvar="WASYNC_DATABASE_URL",
-    help="Database URL (sqlite:///path or postgresql://…) [default: SQLite in the data dir].",
 )
 NoAuthOpt = typer.Option(
     False, "--no-auth", help="Serve without an API key (refused unless the host is loopback)."
