@@ -31,6 +31,13 @@ class Settings(BaseSettings):
     port: int = Field(
         default=8420, ge=0, le=65535, description="Port `wasync serve` binds (0: any free port)."
     )
+    api_threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Threads serving the API's database reads at once; default: the CPUs "
+        "(at least 2). More only add contention for Python's GIL, and latency with it.",
+    )
     api_key: SecretStr | None = Field(
         default=None,
         description="API key for the HTTP API; default: generated on first start and kept "
