@@ -7,12 +7,16 @@ import itertools
 import time
 from pathlib import Path
 
-from wasync.avatars import Pace
+from sqlalchemy import update
+
+from wasync.avatars import Pace, records
 from wasync.avatars.enqueue import DONE_RETENTION, KIND, prune_done
 from wasync.engines.simulator import Faults, PictureState
 from wasync.store import jobs as J
 from wasync.store.db import Database
+from wasync.store.schema import chats, contacts, jobs
 
+from ..waiting import eventually
 from .avatars_harness import SESSION, Harness, fast_config, running
 
 
@@ -148,6 +152,20 @@ async def test_rate_limit_pauses_the_session_and_loses_nothing(
         assert attempts == 1  # a 429 is not a failed try
 
 
+async def test_a_rate_limit_pause_outlives_a_restart(db: Database, tmp_path: Path) -> None:
+    faults = Faults(picture_burst=2, picture_burst_window=60.0, picture_retry_after=30.0)
+    async with running(db, tmp_path, faults=faults) as h:
+        await eventually(lambda: bool(h.engine.picture_refusals))
+        asked = len(h.engine.picture_requests)
+    async with running(db, tmp_path, sync=False) as h:
+        # WhatsApp said "30 s": the restarted worker waits them out, queue or not.
+        assert 25 < h.worker.limiter.paused_for <= 30
+        assert h.job_counts()["queued"] > 0
+        await asyncio.sleep(0.3)
+        assert h.engine.picture_requests == []
+    assert asked == 3  # two answered, the third refused
+
+
 async def test_rate_limit_without_retry_after_backs_off_exponentially(
     db: Database, tmp_path: Path
 ) -> None:
@@ -261,3 +279,48 @@ async def test_worker_waits_while_the_session_is_offline(db: Database, tmp_path:
         await h.settle()
         h.assert_pictures_mirrored()
         assert h.job_counts()["failed"] == 0
+
+
+async def test_stale_pictures_come_oldest_first_and_recent_failures_stay_out(
+    db: Database, tmp_path: Path
+) -> None:
+    config = fast_config(refresh_ttl=100.0, none_ttl=100.0)
+    async with running(db, tmp_path, config=config) as h:
+        await h.settle()
+        jids = sorted(h.mirrored_jids())
+        with db.write() as conn:  # jids[i] was last checked at 1,000 + i
+            for i, jid in enumerate(jids):
+                for t in (contacts, chats):
+                    conn.execute(
+                        update(t)
+                        .where(t.c.session_id == h.session_id, t.c.jid == jid)
+                        .values(profile_picture="none", profile_picture_timestamp=1_000 + i)
+                    )
+        now = 1_000 + len(jids) + 100.0
+
+        def stale(at: float, limit: int = 3) -> list[str]:
+            with db.read() as conn:
+                return records.stale_jids(
+                    conn, h.session_id, now=at, ttl=100, none_ttl=100, limit=limit, failed_kind=KIND
+                )
+
+        assert stale(now) == jids[:3]
+        assert stale(now, limit=len(jids)) == jids
+        # The oldest one's check failed ten seconds ago: it waits a TTL like a success.
+        with db.write() as conn:
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.kind == KIND, jobs.c.unique_key == jids[0])
+                .values(state=J.JobState.FAILED.value, finished_at=now - 10)
+            )
+        assert stale(now) == jids[1:4]
+        assert stale(now + 100)[0] == jids[0]
+        # And the refresh loop does not queue it again in the meantime.
+        with db.read() as conn:
+            last_job = conn.exec_driver_sql("SELECT max(id) FROM jobs").scalar_one()
+        assert h.worker.refresh_once(now=now) > 0
+        with db.read() as conn:
+            queued = set(
+                conn.exec_driver_sql(f"SELECT unique_key FROM jobs WHERE id > {last_job}").scalars()
+            )
+        assert queued and jids[0] not in queued

@@ -12,6 +12,7 @@ host and path, so tokens never reach logs or the jobs table.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import warnings
 from urllib.parse import urlsplit
@@ -35,9 +36,26 @@ def redact_url(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname or ''}{parts.path}"
 
 
-async def download_picture(client: httpx.AsyncClient, url: str, max_bytes: int) -> bytes:
-    """The body of `url`, at most `max_bytes` long; raises PictureDownloadError/Rejected."""
+async def download_picture(
+    client: httpx.AsyncClient, url: str, max_bytes: int, deadline: float | None = None
+) -> bytes:
+    """The body of `url`, at most `max_bytes` long; raises PictureDownloadError/Rejected.
+
+    `deadline` bounds the whole download in seconds: the client's timeout is per read,
+    so a server trickling a byte at a time would otherwise hold the session's only
+    worker for as long as it likes.
+    """
     shown = redact_url(url)
+    try:
+        async with asyncio.timeout(deadline):
+            return await _download(client, url, max_bytes, shown)
+    except TimeoutError:
+        raise PictureDownloadError(
+            f"picture download from {shown} took longer than {deadline:g}s"
+        ) from None
+
+
+async def _download(client: httpx.AsyncClient, url: str, max_bytes: int, shown: str) -> bytes:
     try:
         async with client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as response:
             if response.status_code != 200:

@@ -53,6 +53,7 @@ from wasync.engines.base import (
     RateLimited,
     TransientEngineError,
 )
+from wasync.errors import StoreError
 from wasync.outbox import Outbox
 from wasync.store.db import Database
 
@@ -157,6 +158,7 @@ class AvatarFetcher:
         except RateLimited as error:
             wait = ctx.limiter.rate_limited(error.retry_after)
             log.warning("%s: WhatsApp rate-limited pictures; pausing %.1fs", ctx.session_name, wait)
+            await asyncio.to_thread(self._save_pause, time.time() + wait)
             return AvatarResult(jid, Outcome.RATE_LIMITED, error=str(error), retry_after=wait)
         except (NotConnected, LoggedOutError) as error:
             return _failed(jid, error, Failure.OFFLINE)
@@ -193,7 +195,9 @@ class AvatarFetcher:
     ) -> AvatarResult:
         ctx = self.ctx
         try:
-            data = await download_picture(ctx.http, url, ctx.config.max_bytes)
+            data = await download_picture(
+                ctx.http, url, ctx.config.max_bytes, deadline=2 * ctx.config.download_timeout
+            )
             await asyncio.to_thread(check_picture, data, ctx.config.max_pixels)
         except PictureDownloadError as error:
             return _failed(jid, error, Failure.TRANSIENT)
@@ -213,6 +217,13 @@ class AvatarFetcher:
         await asyncio.to_thread(self._save, jid, path, picture_id, now, data_event)
         ctx.bus.publish(BusEvent(ctx.session_name, TOPIC, {**data_event, "timestamp": now}))
         return AvatarResult(jid, Outcome.NEW, path, picture_id, now)
+
+    def _save_pause(self, until: float) -> None:
+        try:
+            with self.ctx.db.write() as conn:
+                records.save_pause(conn, self.ctx.session_id, until)
+        except StoreError:  # the pause holds in memory; only a restart would forget it
+            log.exception("%s: could not record the rate-limit pause", self.ctx.session_name)
 
     def _stored(self, jid: str) -> records.StoredAvatar:
         with self.ctx.db.read() as conn:

@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, func, literal, or_, select, union_all, update
 
 from wasync.domain.jid import parse_jid
-from wasync.store.schema import chats, contacts
+from wasync.store.jobs import JobState
+from wasync.store.schema import chats, contacts, jobs, sessions
 from wasync.store.upsert import upsert
 
 NONE: str = "none"
@@ -113,6 +114,24 @@ def save_avatar(
     return touched
 
 
+def paused_until(conn: Connection, session_id: int) -> float | None:
+    """Until when a 429 pauses the session's picture requests (Unix time), if ever."""
+    value = conn.execute(
+        select(sessions.c.avatar_paused_until).where(sessions.c.id == session_id)
+    ).scalar_one_or_none()
+    return float(value) if value is not None else None
+
+
+def save_pause(conn: Connection, session_id: int, until: float) -> None:
+    """Remember a 429 pause (never shortening a longer one already stored)."""
+    column = sessions.c.avatar_paused_until
+    conn.execute(
+        update(sessions)
+        .where(sessions.c.id == session_id, or_(column.is_(None), column < until))
+        .values(avatar_paused_until=until)
+    )
+
+
 def unchecked_among(conn: Connection, session_id: int, jids: Iterable[str]) -> set[str]:
     """Those of `jids` whose rows were never checked (or that have no row at all)."""
     wanted = sorted(set(jids))
@@ -164,8 +183,14 @@ def stale_jids(
     ttl: float,
     none_ttl: float,
     limit: int,
+    failed_kind: str | None = None,
 ) -> list[str]:
-    """JIDs whose last check is older than its TTL, oldest first."""
+    """JIDs whose last check is older than its TTL, oldest first.
+
+    With `failed_kind`, a JID whose job of that kind failed less than `ttl` ago is
+    left out: a failure writes no timestamp on the rows, and without this the JID
+    would come back at every refresh, forever, and crowd out the healthy ones.
+    """
     rows = _avatar_rows(session_id)
     is_none = rows.c.picture == literal(NONE)
     stale = and_(
@@ -175,6 +200,15 @@ def stale_jids(
             and_(~is_none, rows.c.ts < now - ttl),
         ),
     )
+    if failed_kind is not None:
+        recently_failed = select(jobs.c.id).where(
+            jobs.c.kind == failed_kind,
+            jobs.c.session_id == session_id,
+            jobs.c.unique_key == rows.c.jid,
+            jobs.c.state == JobState.FAILED.value,
+            jobs.c.finished_at >= now - ttl,
+        )
+        stale = and_(stale, ~recently_failed.exists())
     newest = func.max(rows.c.ts)
     stmt = (
         select(rows.c.jid, newest.label("ts"))

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from wasync.avatars import records
 from wasync.avatars.config import AvatarConfig
 from wasync.avatars.enqueue import Reason, batch_hook, enqueue_avatars, enqueue_session
 from wasync.avatars.fetch import AvatarFetcher, AvatarResult, Failure, Outcome, SessionContext
@@ -92,6 +94,10 @@ class AvatarService:
             pause_base=cfg.rate_limit_pause,
             pause_max=cfg.rate_limit_pause_max,
         )
+        # A 429 from before a restart still holds: WhatsApp's clock did not restart.
+        until = await asyncio.to_thread(self._paused_until, runtime, handle.session_id)
+        if until is not None and until > time.time():
+            limiter.pause(until - time.time())
         ctx = SessionContext(
             runtime.db,
             handle.session_id,
@@ -109,6 +115,11 @@ class AvatarService:
         )
         self.workers[handle.name] = worker
         worker.start()
+
+    @staticmethod
+    def _paused_until(runtime: Runtime, session_id: int) -> float | None:
+        with runtime.db.read() as conn:
+            return records.paused_until(conn, session_id)
 
     async def session_removed(self, handle: SessionHandle) -> None:
         await self._drop(handle.name)

@@ -231,6 +231,7 @@ class SessionWorker:
                     ttl=cfg.refresh_ttl,
                     none_ttl=cfg.none_ttl,
                     limit=room,
+                    failed_kind=KIND,
                 )
                 added += enqueue_avatars(
                     conn, self.session_id, stale, Reason.REFRESH, max_attempts=cfg.max_attempts

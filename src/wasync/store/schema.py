@@ -72,6 +72,9 @@ sessions = Table(
     Column("jid", String),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # Until when WhatsApp's last 429 pauses this session's picture requests (Unix
+    # time): kept here so that a restart does not ask again before it is over.
+    Column("avatar_paused_until", Float),
 )
 
 contacts = Table(

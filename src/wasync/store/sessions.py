@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from sqlalchemy import Connection, select, update
 
@@ -60,8 +60,12 @@ def ensure_session(conn: Connection, name: str, engine: str) -> int:
     return int(found)
 
 
+# The columns a SessionRow carries (the table has more, for the features that own them).
+_ROW_COLUMNS = [sessions.c[f.name] for f in fields(SessionRow)]
+
+
 def get_session(conn: Connection, name: str) -> SessionRow:
-    row = conn.execute(select(sessions).where(sessions.c.name == name)).one_or_none()
+    row = conn.execute(select(*_ROW_COLUMNS).where(sessions.c.name == name)).one_or_none()
     if row is None:
         raise SessionNotFound(f"no session named {name!r}")
     return SessionRow(**row._mapping)
@@ -69,7 +73,8 @@ def get_session(conn: Connection, name: str) -> SessionRow:
 
 def list_sessions(conn: Connection) -> list[SessionRow]:
     return [
-        SessionRow(**r._mapping) for r in conn.execute(select(sessions).order_by(sessions.c.name))
+        SessionRow(**r._mapping)
+        for r in conn.execute(select(*_ROW_COLUMNS).order_by(sessions.c.name))
     ]
 
 

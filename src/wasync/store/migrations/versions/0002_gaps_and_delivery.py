@@ -1,4 +1,5 @@
-"""gap fill state per chat; webhook endpoints; the picture job's record of posts
+"""gap fill state per chat; webhook endpoints; the picture job's record of posts;
+the avatar pause of a session
 
 Revision ID: 0002
 Revises: 0001
@@ -28,6 +29,8 @@ _GAP_COLUMNS = (
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("sessions", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("avatar_paused_until", sa.Float(), nullable=True))
     with op.batch_alter_table("sync_state", schema=None) as batch_op:
         for name, type_ in _GAP_COLUMNS:
             batch_op.add_column(sa.Column(name, type_, nullable=True))
@@ -71,3 +74,5 @@ def downgrade() -> None:
         batch_op.drop_column("gap_epoch")
         for name, _ in reversed(_GAP_COLUMNS):
             batch_op.drop_column(name)
+    with op.batch_alter_table("sessions", schema=None) as batch_op:
+        batch_op.drop_column("avatar_paused_until")
