@@ -9,6 +9,7 @@ import pytest
 
 from wasync.domain.events import MessageReceived
 from wasync.domain.models import ChatKind
+from wasync.store.pagination import encode_cursor
 
 from .conftest import LIMIT, Api
 
@@ -120,6 +121,13 @@ async def test_chat_detail_and_participants(api: Api) -> None:
         ("/chats?limit=0", 422),
         ("/chats?limit=100000", 422),
         ("/contacts?cursor=bm9wZQ", 400),
+        # Well-formed cursors holding what no column can: past 64 bits, a NUL.
+        (f"/chats?cursor={encode_cursor(2**70, 'x')}", 400),
+        (f"/chats?cursor={encode_cursor(2**63, 'x')}", 400),
+        (f"/chats?cursor={encode_cursor(1, 'a' + chr(0))}", 400),
+        (f"/contacts?cursor={encode_cursor('a' + chr(0), 'b')}", 400),
+        ("/chats?search=%00", 400),
+        ("/contacts?search=%00", 400),
     ],
 )
 async def test_bad_ids_and_cursors_are_clear_4xx(api: Api, path: str, status: int) -> None:

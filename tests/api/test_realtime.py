@@ -144,6 +144,7 @@ async def test_websocket_auth_by_header_or_first_message(live_server: LiveServer
                         frames.append(frame)
             assert [f["data"] for f in frames] == expected
             assert all(f["session"] == "one" and f["id"] for f in frames)
+        await by_message.send_bytes(b"\x01\x02")  # ignored, the connection stays
         await by_message.send_json({"type": "ping"})
         async with asyncio.timeout(10):
             while json.loads((await by_message.receive()).data)["event"] != "pong":
@@ -155,6 +156,7 @@ async def test_websocket_auth_by_header_or_first_message(live_server: LiveServer
     [
         ("?session=one", {"apiKey": "wrong"}, 4401),
         ("?session=one", "not json", 4401),
+        ("?session=one", b"\x00binary", 4401),
         ("?session=ghost", {"apiKey": API_KEY}, 4404),
         ("?session=..", {"apiKey": API_KEY}, 4404),
     ],
@@ -165,7 +167,12 @@ async def test_websocket_refusals_close_with_a_code(
     await add_simulator(live_server.runtime, "one", sync=False)
     url = live_server.base_url.replace("http", "ws") + "/ws" + query
     async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
-        await (ws.send_str(first) if isinstance(first, str) else ws.send_json(first))
+        if isinstance(first, bytes):
+            await ws.send_bytes(first)
+        elif isinstance(first, str):
+            await ws.send_str(first)
+        else:
+            await ws.send_json(first)
         error = json.loads((await ws.receive()).data)
         assert error["event"] == "error" and error["data"]["detail"]
         closing = await ws.receive()

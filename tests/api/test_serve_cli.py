@@ -34,6 +34,7 @@ def _run(args: list[str], tmp_path: Path) -> Result:
         (["serve", "--host", "0.0.0.0", "--no-auth"], "refusing to serve on 0.0.0.0 without"),
         (["serve", "--engine", "carrier-pigeon"], "unknown engine 'carrier-pigeon'"),
         (["demo", "--scale", "galactic"], "unknown scale 'galactic'"),
+        (["serve", "--port", "0", "--database", "postgresql://u@127.0.0.1:1/x"], "cannot open"),
     ],
 )
 def test_refusals_are_one_clear_line(tmp_path: Path, args: list[str], message: str) -> None:

@@ -4,8 +4,10 @@ remembers, and its exit codes for each failure."""
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -218,8 +220,19 @@ def test_failures_exit_with_their_codes(
     assert words in result.stderr and "Traceback" not in result.stderr
 
 
-def test_a_discord_host_that_does_not_resolve_is_no_network(tmp_path: Path) -> None:
-    # .invalid never resolves (RFC 6761): for a scheduled job that is the network's fault.
+def test_a_discord_host_that_does_not_resolve_is_no_network(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # For a scheduled job a name that does not resolve is the network's fault. The
+    # resolver is told to fail, so no query leaves the machine.
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "discord.invalid":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     env = cli_env(tmp_path, "https://discord.invalid/api/webhooks/1/x", ["5511900000000"])
     result = runner.invoke(app, ["avatar-job"], env=env)
     assert result.exit_code == P.EXIT_NO_NETWORK

@@ -183,8 +183,8 @@ ESCAPES = [
     "/media/avatars/default/..",
     "/media/avatars/default/wasync.db",
     "/media/avatars/default/15550100002@c.us.jpg",
-    "/media/avatars/default/15550100002@s.whatsapp.net.jpg%00.png",
 ]
+NUL_ESCAPE = "/media/avatars/default/15550100002@s.whatsapp.net.jpg%00.png"
 
 
 async def test_nothing_outside_the_avatars_folder_is_served(db: Database, tmp_path: Path) -> None:
@@ -193,6 +193,8 @@ async def test_nothing_outside_the_avatars_folder_is_served(db: Database, tmp_pa
             r = await client.get(path)
             assert r.status_code == 404, path
             assert b"SQLite" not in r.content
+        r = await client.get(NUL_ESCAPE)  # refused before any route looks at it
+        assert r.status_code == 400 and "NUL" in r.json()["detail"]
 
 
 async def test_public_avatars_need_no_key(db: Database, tmp_path: Path) -> None:

@@ -49,6 +49,9 @@ def test_sync_json_summary_then_stats(tmp_path: Path) -> None:
         (["sync", "--session", "../etc"], "invalid session name"),
         (["sync", "--database", "mysql://x@y/z"], "unsupported database"),
         (["stats", "--session", "ghost"], "no session named 'ghost'"),
+        # Nothing listens on port 1 of loopback: a database that is down.
+        (["stats", "--database", "postgresql://nobody:s3cret@127.0.0.1:1/x"], "cannot open"),
+        (["sync", "--database", "postgresql://nobody:s3cret@127.0.0.1:1/x"], "cannot open"),
     ],
 )
 def test_bad_input_is_one_clear_line(tmp_path: Path, args: list[str], message: str) -> None:
@@ -56,6 +59,7 @@ def test_bad_input_is_one_clear_line(tmp_path: Path, args: list[str], message: s
     assert result.exit_code == 1
     assert message in result.stderr
     assert "Traceback" not in result.output + result.stderr
+    assert "s3cret" not in result.output + result.stderr  # passwords are never shown
 
 
 def test_console_script_runs(tmp_path: Path) -> None:

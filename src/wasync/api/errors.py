@@ -8,7 +8,9 @@ from collections.abc import Mapping
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from wasync.engines.base import (
     CapabilityMissing,
@@ -61,7 +63,29 @@ def _status_of(exc: WasyncError) -> tuple[int, str]:
     return 500, "error"
 
 
+class RefuseNul:
+    """400 for a URL with a NUL character in its path or query, before any route.
+
+    No name, JID, cursor or search holds one, SQLite would take it and PostgreSQL
+    would refuse it with an error: better one clear answer for every route alike.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"")
+        ):
+            response = error_response(400, "bad_request", "a URL may not contain NUL characters")
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_middleware(RefuseNul)
+
     @app.exception_handler(WasyncError)
     async def _wasync(request: Request, exc: WasyncError) -> JSONResponse:
         status, code = _status_of(exc)
@@ -81,6 +105,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
         return error_response(422, "invalid_request", detail)
+
+    # A value the database refuses (PostgreSQL: a NUL in a JSON body, a number out of
+    # range) is the request's fault, not the server's.
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "invalid value"
+        return error_response(400, "bad_request", f"the database refused a value: {reason}")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -71,8 +71,8 @@ async def _authenticate(websocket: WebSocket) -> bool:
         return True
     given = None
     try:
-        first = await asyncio.wait_for(websocket.receive_text(), AUTH_TIMEOUT)
-        message = json.loads(first)
+        first = await asyncio.wait_for(_receive_text(websocket), AUTH_TIMEOUT)
+        message = json.loads(first) if first is not None else None
         if isinstance(message, dict) and isinstance(message.get("apiKey"), str):
             given = message["apiKey"]
     except (TimeoutError, ValueError):
@@ -106,9 +106,20 @@ async def _send_loop(websocket: WebSocket, feed: ClientFeed, lock: asyncio.Lock)
             await websocket.send_json(frame)
 
 
+async def _receive_text(websocket: WebSocket) -> str | None:
+    """The next frame's text; None for a binary frame (no client of ours sends one)."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text = message.get("text")
+    return text if isinstance(text, str) else None
+
+
 async def _receive_loop(websocket: WebSocket, lock: asyncio.Lock) -> None:
     while True:
-        text = await websocket.receive_text()
+        text = await _receive_text(websocket)
+        if text is None:
+            continue
         try:
             message = json.loads(text)
         except ValueError:

@@ -7,6 +7,7 @@ part working without a phone.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import signal
@@ -105,6 +106,13 @@ async def run_server(
     key = resolve_api_key(settings, settings.host)
     sock = listening_socket(settings.host, settings.port)
     runtime = build_runtime(settings)
+    try:
+        # Open the database before serving: a refused one is then one clear line, where
+        # uvicorn would print the traceback of a failed startup.
+        await asyncio.to_thread(runtime.db.migrate)
+    except BaseException:
+        sock.close()
+        raise
     control, _hub = api_services(runtime)
     control.engines = EngineFactory(settings, simulator)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from wasync.errors import ConfigError, StoreError
@@ -142,10 +142,18 @@ class Database:
             raise StoreError(f"database read failed: {exc.orig}") from exc
 
     def migrate(self) -> None:
-        """Bring the schema to the newest migration (idempotent)."""
+        """Bring the schema to the newest migration (idempotent).
+
+        Every entry point migrates first, so this is where an unreachable or refused
+        database becomes one clear sentence instead of a driver's traceback.
+        """
         from wasync.store.migrate import upgrade
 
-        upgrade(self)
+        try:
+            upgrade(self)
+        except (OperationalError, InterfaceError) as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise StoreError(f"cannot open the database {_redacted(self.url)}: {reason}") from exc
 
     def close(self) -> None:
         self._writer.dispose()

@@ -9,6 +9,8 @@ from typing import Any
 
 from wasync.errors import DomainError
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
 
 class InvalidCursor(DomainError):
     pass
@@ -39,6 +41,10 @@ def decode_cursor(cursor: str, types: tuple[type, ...]) -> tuple[Any, ...]:
             if part is None and type(None) in types:
                 continue
             raise bad
-        if kind is str and not isinstance(part, str):
+        # What no column holds: integers past 64 bits (SQLite cannot even bind them)
+        # and NUL characters (PostgreSQL refuses them in text).
+        if kind is int and not INT64_MIN <= part <= INT64_MAX:
+            raise bad
+        if kind is str and (not isinstance(part, str) or "\x00" in part):
             raise bad
     return tuple(parts)
