@@ -7,6 +7,8 @@ import io
 from PIL import Image
 from sqlalchemy import func, select
 
+from wasync.api.media_cache import MediaCache
+from wasync.avatars.service import storage_for
 from wasync.store.schema import chats, messages, sessions
 
 from ..waiting import eventually
@@ -133,8 +135,19 @@ async def test_logout_then_pair_again_then_delete(api: Api) -> None:
     r = await api.client.post("/api/sessions", json={"name": SESSION, "engine": "simulator"})
     assert r.status_code == 201 and r.json()["status"] == "pairing"
 
+    # What the session stored on disk: a picture and a cached media file.
+    settings = api.runtime.settings
+    jid = api.network.chat_jids()[0]
+    picture = storage_for(settings).write(SESSION, jid, b"\xff\xd8 a picture")
+    cached = MediaCache(settings.data_dir).path_for(api.session_id, jid, jid, "M1")
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"media")
+
     r = await api.client.delete(f"/api/sessions/{SESSION}")
     assert r.status_code == 204
+    assert not picture.exists() and not picture.parent.exists()
+    assert not cached.exists() and not cached.parent.parent.exists()
+    assert (await api.client.get(f"/media/avatars/{SESSION}/{jid}.jpg")).status_code == 404
     assert (await api.client.get(f"/api/sessions/{SESSION}")).status_code == 404
     assert (await api.client.get(f"/api/sessions/{SESSION}/chats")).status_code == 404
     assert (await api.client.delete(f"/api/sessions/{SESSION}")).status_code == 404

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -21,7 +22,9 @@ from prometheus_client import Histogram
 from sqlalchemy import delete
 
 from wasync.api.errors import Conflict
+from wasync.api.media_cache import MEDIA_SUBDIR
 from wasync.api.session_engines import EngineFactory
+from wasync.avatars.service import storage_for
 from wasync.bus import Subscription
 from wasync.domain.events import SessionStatus
 from wasync.domain.jid import normalize_phone
@@ -244,8 +247,20 @@ class SessionControl:
 
         await asyncio.to_thread(remove)
         self._remove_key_file(name)
+        await asyncio.to_thread(self._remove_files, name, row.id)
         self.pairings.pop(name, None)
         self.restore_errors.pop(name, None)
+
+    def _remove_files(self, name: str, session_id: int) -> None:
+        """The session's pictures and cached media go with its rows: they are its
+        mirror too, and a new session of the same name (or, on SQLite, the same id)
+        must not be served what the old one stored."""
+        data_dir = self.runtime.settings.data_dir
+        for folder in (
+            storage_for(self.runtime.settings).session_dir(name),
+            data_dir / MEDIA_SUBDIR / str(session_id),
+        ):
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _remove_key_file(self, name: str) -> None:
         from wasync.sessions.location import session_file
