@@ -191,7 +191,12 @@
     box.querySelector(".progress-label").textContent =
       current === 0 ? `Syncing ${n} chats…` : `Chat ${current} of ${n}`;
     clearTimeout(box.hideTimer);
-    if (current >= n && payload.messagesSynced !== undefined) finishProgress(box);
+    // The last chat sends two events (saved, then its messages saved): the sync is
+    // over at the second one. Returns whether it is.
+    const done = n > 0 && current >= n && box.lastChat === current;
+    box.lastChat = current;
+    if (done) finishProgress(box);
+    return done;
   }
   function finishProgress(box, label) {
     box.setAttribute("aria-valuenow", "100");

@@ -341,8 +341,7 @@
       "message.edit": (d) => onEdit(d, false),
       "message.delete": (d) => onEdit(d, true),
       sync_chats: (d) => {
-        W.setProgress(progress, d);
-        if (d.currentChat >= d.nChats && d.messagesSynced !== undefined) loadChats(true);
+        if (W.setProgress(progress, d)) loadChats(true);
       },
       "session.status": () => loadStatus(),
       "history.progress": (d) => {
