@@ -36,6 +36,9 @@ app = typer.Typer(
     help="Mirror WhatsApp accounts into your own SQL database and keep it live.",
     no_args_is_help=True,
     add_completion=False,
+    # An unexpected error's traceback must not print local variables: they can hold a
+    # database URL with its password, a session key or a webhook secret.
+    pretty_exceptions_show_locals=False,
 )
 console = Console()
 err_console = Console(stderr=True)

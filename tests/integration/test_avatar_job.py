@@ -237,3 +237,42 @@ def test_a_discord_host_that_does_not_resolve_is_no_network(
     result = runner.invoke(app, ["avatar-job"], env=env)
     assert result.exit_code == P.EXIT_NO_NETWORK
     assert "cannot resolve host 'discord.invalid'" in result.stderr
+
+
+def test_a_neonize_session_never_paired_is_exit_3_without_the_network(
+    tmp_path: Path, discord_server: DiscordServer
+) -> None:
+    env = {**cli_env(tmp_path, discord_server.url(), ["5511900000000"]), "WASYNC_ENGINE": "neonize"}
+    result = runner.invoke(app, ["avatar-job"], env=env)
+    assert result.exit_code == P.EXIT_NOT_PAIRED, result.stderr
+    assert "not paired" in result.stderr and "wasync pair --session default" in result.stderr
+
+
+def test_numbers_are_taken_as_people_write_them(
+    tmp_path: Path, discord_server: DiscordServer
+) -> None:
+    digits = phones_by_state(Network.from_scale("tiny", SEED))[PictureState.SET][:2]
+    spaced = [f"+{d[:2]} {d[2:4]} {d[4:-4]}-{d[-4:]}" for d in digits]  # "+55 11 9999-0001"
+    env = {**cli_env(tmp_path, discord_server.url(), []), "WASYNC_PHONES": ", ".join(spaced)}
+    by_env = runner.invoke(app, ["avatar-job", "--json"], env=env)
+    assert by_env.exit_code == 0, by_env.stderr
+    assert [n["jid"] for n in json.loads(by_env.stdout)["numbers"]] == [
+        f"{d}@s.whatsapp.net" for d in digits
+    ]
+    by_option = runner.invoke(app, ["avatar-job", "--json", "--phone", spaced[0]], env=env)
+    assert by_option.exit_code == 0, by_option.stderr
+    assert json.loads(by_option.stdout)["numbers"][0]["outcome"] == "unchanged"
+
+
+def test_a_reason_is_printed_as_it_is(
+    tmp_path: Path, discord_server: DiscordServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A receiver's words end up in the reason; brackets in them are no markup.
+    async def run_job(*_: object, **__: object) -> P.JobReport:
+        return P.JobReport(P.EXIT_PARTIAL, "partial failure: HTTP 400 bad [/oops] [bold]thing")
+
+    monkeypatch.setattr(P, "run_job", run_job)
+    env = cli_env(tmp_path, discord_server.url(), ["5511900000000"])
+    result = runner.invoke(app, ["avatar-job"], env=env)
+    assert result.exit_code == P.EXIT_PARTIAL
+    assert "HTTP 400 bad [/oops] [bold]thing" in result.stderr

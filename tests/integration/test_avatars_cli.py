@@ -83,3 +83,12 @@ def test_human_output_says_how_long_it_will_take(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "queued" in result.stdout and "takes about" in result.stdout
     status = runner.invoke(app, ["avatars", "status", "--data-dir", str(tmp_path)])
     assert status.exit_code == 0 and "queued" in status.stdout and "0.333/s" in status.stdout
+
+
+def test_queueing_while_the_worker_is_switched_off_says_so(db_url: str, tmp_path: Path) -> None:
+    run("sync", db_url=db_url, data_dir=tmp_path)
+    args = ["avatars", "sync", "--data-dir", str(tmp_path), "--database", db_url]
+    off = runner.invoke(app, args, env={"WASYNC_AVATAR_WORKER": "false"})
+    assert off.exit_code == 0 and "no worker runs these jobs" in off.stderr
+    on = runner.invoke(app, args)
+    assert on.exit_code == 0 and "no worker" not in on.stderr

@@ -177,3 +177,25 @@ async def test_pair_flow_links_records_the_account_and_mirrors_history(
     with db.read() as conn:
         assert conn.execute(select(sessions.c.jid)).scalar_one() == f"{phone}@s.whatsapp.net"
         assert conn.execute(select(messages.c.text)).scalar_one() == "first words"
+
+
+def test_pairing_again_that_fails_puts_the_old_keys_back(
+    tmp_path: Path, refusing_proxy: str
+) -> None:
+    from tests.integration.test_session_transfer import make_session
+
+    keys = make_session(tmp_path, "phone1")
+    before = keys.read_bytes()
+    out = _wasync(
+        "pair", "--session", "phone1", "--force", "--proxy", refusing_proxy, data_dir=tmp_path
+    )
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "the old keys are back" in out.stderr
+    assert keys.read_bytes() == before
+    assert not list(keys.parent.glob(f"{keys.name}.replaced-*"))
+
+
+def test_full_history_and_a_number_of_days_do_not_go_together(tmp_path: Path) -> None:
+    both = ["pair", "--full-history", "--history-days", "10", "--data-dir", str(tmp_path)]
+    result = runner.invoke(app, both)
+    assert result.exit_code == 1 and "not both" in result.stderr

@@ -91,6 +91,14 @@ events = ["avatar"]
             "WASYNC_TEST_NOT_SET is not set",
         ),
         ("[[endpoint]]\nsession='default'\nurl='x'\nevents=['*']\ncolour='red'\n", "'colour'"),
+        (
+            2
+            * (
+                "[[endpoint]]\nsession='default'\nurl='http://127.0.0.1:9/'\nevents=['*']\n"
+                f"secret='{SECRET}'\n"
+            ),
+            "endpoint #2: the same URL as endpoint #1",
+        ),
     ],
 )
 async def test_a_bad_file_stops_start_up_with_a_reason(

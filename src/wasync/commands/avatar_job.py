@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import sys
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from wasync.commands.common import (
     DatabaseOpt,
@@ -36,7 +38,7 @@ from wasync.delivery.ssrf import Guard, UnresolvableTarget, parse_networks
 from wasync.domain.jid import to_jid
 from wasync.engines.base import LoggedOutError
 from wasync.engines.factory import make_engine
-from wasync.errors import ConfigError, WasyncError
+from wasync.errors import ConfigError, StoreError, WasyncError
 
 HELP = """Post the profile pictures of phone numbers to a Discord webhook, then exit.
 
@@ -47,11 +49,13 @@ posts the new or changed ones (an unchanged picture is not posted again). Exit c
 
 
 def avatar_job(
+    # WASYNC_PHONES is read by hand: click would split it on spaces, and people write
+    # numbers with spaces in them ("+55 11 99999-0001").
     phones: list[str] = typer.Option(
         None,
         "--phone",
-        envvar="WASYNC_PHONES",
-        help="Phone number with country code (repeat, or comma-separated in WASYNC_PHONES).",
+        help="Phone number with country code, in any format (repeat it, or give a "
+        "comma-separated list; env WASYNC_PHONES).",
     ),
     discord_webhook: str | None = typer.Option(
         None,
@@ -89,10 +93,10 @@ def avatar_job(
 ) -> None:
     try:
         settings = settings_from(data_dir, database)
-        options = _options(
-            settings, session, phones or [], discord_webhook, no_picture, connect_timeout
-        )
+        options = _options(settings, session, phones, discord_webhook, no_picture, connect_timeout)
         report = asyncio.run(_run(settings, options, engine, seed, scale, show=not as_json))
+    except StoreError as exc:  # like WhatsApp down: the next scheduled run may succeed
+        report = P.JobReport(P.EXIT_NO_NETWORK, f"no database: {exc}")
     except (WasyncError, ValueError) as exc:
         report = P.JobReport(P.EXIT_CONFIG, f"bad configuration: {exc}")
     except KeyboardInterrupt:
@@ -103,19 +107,22 @@ def avatar_job(
     elif report.exit_code == P.EXIT_OK:
         sys.stdout.write(report.reason + "\n")
     if report.exit_code != P.EXIT_OK:
-        err_console.print(f"[bold red]avatar-job:[/] {report.reason}", highlight=False, markup=True)
+        err_console.print(
+            f"[bold red]avatar-job:[/] {escape(report.reason)}", highlight=False, markup=True
+        )
     raise typer.Exit(report.exit_code)
 
 
 def _options(
     settings: Settings,
     session: str,
-    phones: list[str],
+    phones: list[str] | None,
     webhook: str | None,
     no_picture: str,
     connect_timeout: float,
 ) -> P.JobOptions:
-    numbers = [p for item in phones for p in re.split(r"[,;\s]+", item) if p]
+    given = phones or [os.environ.get("WASYNC_PHONES", "")]
+    numbers = [p.strip() for item in given for p in re.split(r"[,;\n]+", item) if p.strip()]
     if not numbers:
         raise ConfigError("no phone number: pass --phone (or set WASYNC_PHONES)")
     if not webhook:

@@ -25,6 +25,7 @@ from wasync.commands.common import (
     DatabaseOpt,
     DataDirOpt,
     console,
+    err_console,
     open_database,
     run_command,
     settings_from,
@@ -61,6 +62,7 @@ def sync_command(
     def body() -> None:
         settings = settings_from(data_dir, database)
         config = AvatarConfig.from_settings(settings)
+        _warn_if_switched_off(config)
         db = open_database(settings)
         try:
             with db.write() as conn:
@@ -98,6 +100,7 @@ def fetch_command(
             raise DomainError(f"{canonical} has no profile picture (only people and groups do)")
         settings = settings_from(data_dir, database)
         config = AvatarConfig.from_settings(settings)
+        _warn_if_switched_off(config)
         db = open_database(settings)
         try:
             with db.write() as conn:
@@ -114,6 +117,15 @@ def fetch_command(
         console.print(f"{escape(canonical)}: {state}")
 
     run_command(body)
+
+
+def _warn_if_switched_off(config: AvatarConfig) -> None:
+    if not config.enabled:
+        err_console.print(
+            "note: WASYNC_AVATAR_WORKER is false, so no worker runs these jobs until it is "
+            "true again",
+            highlight=False,
+        )
 
 
 @app.command("status")

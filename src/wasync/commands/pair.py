@@ -28,6 +28,8 @@ from wasync.commands.common import (
 from wasync.domain import events as ev
 from wasync.domain.jid import normalize_phone
 from wasync.engines.base import EngineError
+from wasync.errors import ConfigError
+from wasync.sessions.location import SessionStore
 from wasync.store.db import Database
 from wasync.store.queries import summary
 from wasync.store.schema import sessions
@@ -138,6 +140,8 @@ def pair(
 
     def body() -> None:
         settings = settings_from(data_dir, database)
+        if full_history and history_days is not None:
+            raise ConfigError("give --full-history or --history-days, not both")
         depth = HistoryDepth(full=full_history, days=history_days)
         if phone is not None:
             normalize_phone(phone)  # a typo fails here, not after connecting
@@ -152,6 +156,7 @@ def pair(
                     ._mapping["jid"]
                 )
             device = paired_device(store, jid)
+            aside = None
             if device is not None:
                 if not force:
                     account = device.user_jid.split("@")[0]
@@ -159,22 +164,27 @@ def pair(
                         f"session {session!r} is already paired as +{account} "
                         f"(keys in {store.describe()}); pass --force to link a phone again"
                     )
-                _set_aside(store.path)
-            engine = neonize_engine_for(
-                settings,
-                session,
-                allow_pairing=True,
-                history=depth,
-                connect_timeout=timeout,
-                proxy=proxy,
-            )
-            console.print(
-                f"pairing session [bold]{session}[/] (keys in {store.describe()}); "
-                f"initial history: {depth.describe()}"
-            )
-            progress = PairProgress(sys.stdout, show_qr=phone is None)
-            engine.add_listener(progress.on_event)
-            asyncio.run(_pair(db, engine, session, session_id, progress, phone, wait, settle))
+                aside = _set_aside(store.path)
+            try:
+                engine = neonize_engine_for(
+                    settings,
+                    session,
+                    allow_pairing=True,
+                    history=depth,
+                    connect_timeout=timeout,
+                    proxy=proxy,
+                )
+                console.print(
+                    f"pairing session [bold]{session}[/] (keys in {store.describe()}); "
+                    f"initial history: {depth.describe()}"
+                )
+                progress = PairProgress(sys.stdout, show_qr=phone is None)
+                engine.add_listener(progress.on_event)
+                asyncio.run(_pair(db, engine, session, session_id, progress, phone, wait, settle))
+            except BaseException:
+                if aside is not None:
+                    _put_back(store, aside)
+                raise
         finally:
             db.close()
 
@@ -242,10 +252,24 @@ def _record_jid(db: Database, session_id: int, jid: str) -> None:
         conn.execute(update(sessions).where(sessions.c.id == session_id).values(jid=jid))
 
 
-def _set_aside(path: Path | None) -> None:
+def _set_aside(path: Path | None) -> Path | None:
     """Keep old keys (renamed) rather than delete them: they may still be wanted."""
     if path is None or not path.exists():
-        return
+        return None
     aside = path.with_name(f"{path.name}.replaced-{int(time.time())}")
     path.rename(aside)
     err_console.print(f"the old keys were moved to {aside}")
+    return aside
+
+
+def _put_back(store: SessionStore, aside: Path) -> None:
+    """Pairing again failed before a new phone linked: the old keys work as before."""
+    from wasync.sessions.location import paired_device
+
+    path = store.path
+    if path is None or paired_device(store) is not None:
+        return  # a new device linked: it stays, and the old keys stay aside
+    for leftover in (path, *path.parent.glob(f"{path.name}-*")):  # the unlinked store
+        leftover.unlink(missing_ok=True)
+    aside.rename(path)
+    err_console.print(f"pairing did not complete: the old keys are back in {path}")

@@ -50,7 +50,16 @@ def read_specs(path: Path) -> list[E.EndpointSpec]:
     entries = doc.get("endpoint", [])
     if not isinstance(entries, list):
         raise ConfigError(f"webhooks file {path}: write endpoints as [[endpoint]] tables")
-    return [_spec(path, i, entry) for i, entry in enumerate(entries, start=1)]
+    specs = [_spec(path, i, entry) for i, entry in enumerate(entries, start=1)]
+    first: dict[tuple[str, str], int] = {}
+    for n, spec in enumerate(specs, start=1):
+        earlier = first.setdefault((spec.session, spec.url), n)
+        if earlier != n:
+            raise ConfigError(
+                f"webhooks file {path}, endpoint #{n}: the same URL as endpoint #{earlier} "
+                f"for session {spec.session!r} (one entry per URL: merge their events)"
+            )
+    return specs
 
 
 def _spec(path: Path, n: int, entry: Any) -> E.EndpointSpec:

@@ -28,7 +28,7 @@ from PIL import Image, UnidentifiedImageError
 
 from wasync.delivery import http
 from wasync.delivery.webhook_sink import judge, send
-from wasync.workers.runner import Defer, Outcome
+from wasync.workers.runner import Defer, Outcome, Retry
 
 FILE_LIMIT = 8 * 1024 * 1024
 GREEN = 0x25D366
@@ -160,9 +160,19 @@ async def post(client: httpx.AsyncClient, url: str, message: DiscordMessage) -> 
         return failed
     if answer.status == 429:
         wait = rate_limit_wait(answer)
+        if not _discords_own(answer):
+            # A 429 without Discord's JSON (a proxy or CDN block page) may never end:
+            # counted as a failed try, so it is dead-lettered in the end.
+            return Retry("Discord answered 429 without its rate-limit body", retry_after=wait)
         scope = "global " if _is_global(answer) else ""
         return Defer(time.time() + wait, f"Discord {scope}rate limit: retry after {wait:g} s")
     return judge(answer, "Discord")
+
+
+def _discords_own(answer: http.Answer) -> bool:
+    """Discord's rate limits say so in JSON: `retry_after` (seconds) in the body."""
+    body = answer.json()
+    return isinstance(body, dict) and isinstance(body.get("retry_after"), int | float)
 
 
 def rate_limit_wait(answer: http.Answer) -> float:

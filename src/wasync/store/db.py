@@ -52,7 +52,11 @@ def _redacted(url: str) -> str:
 
 
 class Database:
-    """One database: a write path and a read path over SQLAlchemy engines."""
+    """One database: a write path and a read path over SQLAlchemy engines.
+
+    The engines hide statement parameters in their errors and logs: those hold
+    message texts, webhook secrets and URLs with tokens, none of which belongs there.
+    """
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = normalize_url(url)
@@ -75,7 +79,12 @@ class Database:
             )
         else:
             self._writer = create_engine(
-                self.url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=10
+                self.url,
+                echo=echo,
+                hide_parameters=True,
+                pool_pre_ping=True,
+                pool_size=5,
+                max_overflow=10,
             )
             self._reader = self._writer
 
@@ -90,6 +99,7 @@ class Database:
             engine = create_engine(
                 self.url,
                 echo=echo,
+                hide_parameters=True,
                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
             )
         else:
@@ -97,6 +107,7 @@ class Database:
             engine = create_engine(
                 "sqlite://",
                 echo=echo,
+                hide_parameters=True,
                 poolclass=StaticPool,
                 connect_args={"check_same_thread": False},
             )

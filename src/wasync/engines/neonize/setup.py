@@ -5,7 +5,7 @@ from __future__ import annotations
 from wasync.config import Settings
 from wasync.domain.events import SessionStatus
 from wasync.engines.base import LoggedOutError
-from wasync.engines.neonize.engine import NeonizeEngine
+from wasync.engines.neonize.engine import NeonizeEngine, NotPaired
 from wasync.engines.neonize.jids import canonical
 from wasync.engines.neonize.options import HistoryDepth, NeonizeOptions
 from wasync.sessions.location import SessionStore, locate, paired_device
@@ -56,6 +56,13 @@ def neonize_engine_for(
     store = session_store(settings, session)
     account = row.jid if row is not None else None
     device = paired_device(store, account)
+    if device is None and store.is_file and not allow_pairing:
+        # Known without the network: connecting would only open a pairing handshake
+        # (and, offline, report "no network" for what is really "not paired").
+        raise NotPaired(
+            f"session {session!r} is not paired with a phone: "
+            f"run `wasync pair --session {session}` (or import it)"
+        )
     options = NeonizeOptions(
         session=session,
         store=store,
