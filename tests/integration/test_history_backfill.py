@@ -146,3 +146,44 @@ def job_state(db: Database, job_id: int) -> str:
         job = J.get_job(conn, job_id)
     assert job is not None
     return job.state
+
+
+async def test_full_history_asked_as_the_last_page_lands_is_not_dropped(db: Database) -> None:
+    """ "Load full history" clicked while a "load older" job commits its last page."""
+    net = one_chat_network(1_000)
+    chat = net.chat_jids()[0]
+    engine = SimulatorEngine(net)
+    await engine.connect()
+    with db.write() as conn:
+        sid = ensure_session(conn, "default", "simulator")
+        first = request_backfill(conn, sid, chat, full=False, pages=1)
+    answers = []
+
+    def on_progress(progress: object) -> None:
+        if getattr(progress, "done", False) and not answers:
+            with db.write() as conn:  # between the page's commit and the job's end
+                answers.append(request_backfill(conn, sid, chat, full=True))
+
+    worker = HistoryWorker(
+        db, sid, "default", engine, options=FAST, kinds=(BACKFILL,), on_progress=on_progress
+    )
+    await worker.start()
+    try:
+
+        def all_done() -> bool:
+            with db.read() as conn:
+                counts = J.counts(conn, kind=BACKFILL, session_id=sid)[BACKFILL]
+            return bool(answers) and counts["queued"] + counts["running"] == 0
+
+        await eventually(all_done, within=30)
+    finally:
+        await worker.stop()
+        await engine.close()
+    assert answers[0].status in ("already_queued", "queued") and answers[0].job_id
+    with db.read() as conn:
+        state = queries.get_sync_state(conn, sid, chat)
+        stored = queries.all_messages(conn, sid, chat)
+        job = J.get_job(conn, first.job_id)
+    assert job is not None and job.state == "done"
+    assert state is not None and state.fully_synced
+    assert len(stored) == net.message_count(chat)

@@ -253,9 +253,15 @@ async def _backfill(
             await worker.stop()
     run.status = job.state
     run.error = job.last_error if job.state == J.JobState.FAILED.value else None
-    if job.payload.get("mode") == "full" and job.state == J.JobState.DONE.value:
-        run.fully_synced = True
+    # What the mirror says, not what was asked: a job can end without reaching the start.
+    run.fully_synced = await asyncio.to_thread(_fully_synced, db, session_id, chat_jid)
     return run
+
+
+def _fully_synced(db: Database, session_id: int, chat_jid: str) -> bool:
+    with db.read() as conn:
+        state = queries.get_sync_state(conn, session_id, chat_jid)
+    return bool(state is not None and state.fully_synced)
 
 
 async def _finished(db: Database, job_id: int) -> J.Job:

@@ -90,8 +90,8 @@ def request_backfill(
             wider["mode"], wider["pages"] = "full", None
         elif wider.get("mode") == "older":
             wider["pages"] = max(int(wider.get("pages") or 1), int(wider.get("done", 0)) + pages)
-        if wider != pending.payload:
-            jobrows.replace_payload(conn, pending.id, wider, now)
+        if wider != pending.payload and not jobrows.replace_payload(conn, pending.id, wider, now):
+            continue  # it finished between our statements: queue a new one
         return BackfillRequest(pending.id, ALREADY_QUEUED)
     raise RuntimeError(f"could not queue the backfill of {chat_jid}")  # pragma: no cover
 
@@ -137,8 +137,10 @@ async def run_backfill(ctx: HistoryContext, job: J.Job) -> Outcome:
         return await on_failure(ctx, job, now_progress(), exc, progressed=False)
     plan = await asyncio.to_thread(_plan, ctx, chat)
     if plan.fully_synced or _pages_left(payload) == 0:
-        await ctx.emit(now_progress(plan.fully_synced, done=True))
-        return Done()
+        outcome = await _done_unless_widened(ctx, job.id, plan.fully_synced)
+        if isinstance(outcome, Done):
+            await ctx.emit(now_progress(plan.fully_synced, done=True))
+        return outcome
     group = PageGroup(ctx, job.id, chat)
     count = ctx.options.page_size
     progressed = finished = False
@@ -174,9 +176,34 @@ async def run_backfill(ctx: HistoryContext, job: J.Job) -> Outcome:
             if group.due:
                 await commit()
                 if finished:
-                    return Done()
+                    return await _done_unless_widened(ctx, job.id, plan.fully_synced)
         if group.pages:
             await commit()
     except LeaseLost:
         return Retry("lost the lease to another worker")  # recorded only if still ours
-    return Done() if finished else Defer(time.time())  # more to do: back in the queue
+    if finished:
+        return await _done_unless_widened(ctx, job.id, plan.fully_synced)
+    return Defer(time.time())  # more to do: back in the queue
+
+
+async def _done_unless_widened(ctx: HistoryContext, job_id: int, fully_synced: bool) -> Outcome:
+    """Mark the job done, in one transaction with a last look at its payload.
+
+    A request may widen the job (more pages, or the full history) while it runs:
+    completing it blindly would accept that request and then drop it. The payload is
+    read locked and the job completed in the same transaction, and a request that
+    comes after finds the job done and queues a new one (`replace_payload`).
+    """
+
+    def complete() -> bool:
+        with ctx.db.write() as conn:
+            payload = jobrows.owned_payload(conn, job_id, ctx.owner)
+            if not fully_synced and _pages_left(payload) != 0:
+                return False  # widened: more to do
+            return J.complete(conn, job_id, ctx.owner)
+
+    try:
+        finished = await asyncio.to_thread(complete)
+    except LeaseLost:
+        return Retry("lost the lease to another worker")
+    return Done() if finished else Defer(time.time())

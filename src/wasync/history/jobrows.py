@@ -103,10 +103,15 @@ def latest_job(
     return J.Job.from_row(row) if row is not None else None
 
 
-def replace_payload(conn: Connection, job_id: int, payload: dict[str, Any], now: float) -> None:
-    conn.execute(
-        update(jobs).where(jobs.c.id == job_id).values(payload=_dump(payload), updated_at=now)
+def replace_payload(conn: Connection, job_id: int, payload: dict[str, Any], now: float) -> bool:
+    """Replace a pending job's payload; False when it is no longer pending (it finished
+    meanwhile, and what was asked for must go to a new job)."""
+    result = conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.state.in_(J.PENDING))
+        .values(payload=_dump(payload), updated_at=now)
     )
+    return result.rowcount == 1
 
 
 def _owner_pid(owner: str) -> tuple[str, int] | None:
