@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import IO
 
 import pytest
 from sqlalchemy import select
@@ -125,27 +126,44 @@ def _run(url: str, seed: int, ledger: Path, kill: tuple[str, float] | None) -> i
         stderr=subprocess.PIPE,
         text=True,
     )
-    lines: queue.Queue[str] = queue.Queue()
-    assert proc.stdout is not None
-    reader = threading.Thread(target=lambda: [lines.put(x.strip()) for x in proc.stdout or ()])
-    reader.start()
+    assert proc.stdout is not None and proc.stderr is not None
+    # One reader per pipe, each the only one to touch it (no communicate() racing a
+    # reader thread over a pipe it closes).
+    lines: queue.Queue[str | None] = queue.Queue()
+    errors: list[str] = []
+
+    def read_out(stream: IO[str]) -> None:
+        for line in stream:
+            lines.put(line.strip())
+        lines.put(None)
+
+    readers = [
+        threading.Thread(target=read_out, args=(proc.stdout,)),
+        threading.Thread(target=lambda: errors.extend(proc.stderr or ())),
+    ]
+    for reader in readers:
+        reader.start()
     try:
         while kill is not None:
             line = lines.get(timeout=120)
+            if line is None or line == "phase done":
+                break
             if line == f"phase {kill[0]}":
                 try:
                     proc.wait(kill[1])
                 except subprocess.TimeoutExpired:
                     proc.send_signal(signal.SIGKILL)
                 break
-            if line == "phase done":
-                break
-        _, err = proc.communicate(timeout=120)
+        proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-        reader.join()
-    assert proc.returncode in (0, -signal.SIGKILL), err
+            proc.wait()
+        for reader in readers:
+            reader.join()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert proc.returncode in (0, -signal.SIGKILL), "".join(errors)
     return proc.returncode
 
 
@@ -163,14 +181,18 @@ def test_killed_at_random_moments_the_mirror_still_equals_the_network(
 ) -> None:
     seed, ledger = 11, tmp_path / "drawn"
     rng = random.Random(seed)
-    # A drawn moment can come after the work of its phase is over (a backfill that
-    # earlier runs have nearly finished): that run ends cleanly and another moment is
-    # drawn, until five kills have landed.
+    # One kill in each phase, at a seeded moment. A moment can come after the work of
+    # its phase is over: that run ends cleanly, and another moment of the same phase
+    # is drawn (sooner, on average), so every phase is killed once.
     runs: list[tuple[tuple[str, float], int | None]] = []
-    while sum(code == -signal.SIGKILL for _, code in runs) < 5:
-        assert len(runs) < 15, runs
-        kill = (rng.choice(PHASES), round(rng.uniform(0.0, 0.25), 3))
-        runs.append((kill, _run(url, seed, ledger, kill)))
+    for phase in PHASES:
+        for attempt in range(4):
+            kill = (phase, round(rng.uniform(0.0, 0.25 / (attempt + 1)), 3))
+            runs.append((kill, _run(url, seed, ledger, kill)))
+            if runs[-1][1] == -signal.SIGKILL:
+                break
+    killed = {phase for (phase, _), code in runs if code == -signal.SIGKILL}
+    assert killed == set(PHASES), runs
     assert _run(url, seed, ledger, None) == 0
 
     plan = Scenario(seed)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from wasync.domain.models import Message, MessageAnchor
 from wasync.engines.simulator import Faults, Network, SimulatorEngine
 from wasync.store import queries
 from wasync.store.db import Database
@@ -132,3 +133,35 @@ async def test_a_gap_that_cannot_be_filled_is_marked_failed_until_a_reconnect(
         with db.read() as conn:
             fixed = queries.get_sync_state(conn, h.session_id, busiest)
         assert fixed is not None and fixed.gap_status is None and fixed.last_error is None
+
+
+class _Broken(SimulatorEngine):
+    """An engine whose history request for one chat fails with what is no EngineError."""
+
+    broken: str | None = None
+
+    async def request_history(
+        self, chat: str, before: MessageAnchor | None, count: int
+    ) -> list[Message]:
+        if chat == self.broken:
+            raise OSError("socket closed by peer")
+        return await super().request_history(chat, before, count)
+
+
+async def test_an_unexpected_error_fails_a_gap_visibly_too(db: Database) -> None:
+    net = Network.from_scale("tiny", 22)
+    engine = _Broken(net, Faults(offline_retention=5))
+    async with running(db, engine, limit_per_chat=5) as h:
+        history = {jid: net.message_count(jid) for jid in net.chat_jids()}
+        await engine.drop_connection()
+        await engine.push_live(200)
+        busiest = max(net.chat_jids(), key=lambda j: net.message_count(j) - history.get(j, 0))
+        engine.broken = busiest
+        await h.reconnect(engine)
+        await h.settle(engine)
+        with db.read() as conn:
+            bad = queries.get_sync_state(conn, h.session_id, busiest)
+        assert bad is not None and bad.gap_status == "failed"
+        assert bad.last_error is not None and "OSError: socket closed by peer" in bad.last_error
+        errors = [e for e in h.drain_progress() if e["chatJid"] == busiest and "error" in e]
+        assert errors and errors[-1]["willRetry"] is False

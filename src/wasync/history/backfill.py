@@ -18,10 +18,10 @@ from typing import Any
 from sqlalchemy import Connection
 
 from wasync.domain.models import MessageAnchor, MessageKey
-from wasync.engines.base import CapabilityMissing, EngineError
+from wasync.engines.base import CapabilityMissing
 from wasync.history import jobrows
 from wasync.history.context import HistoryContext, PageGroup, anchor_for, anchor_of, page_marks
-from wasync.history.failures import on_failure
+from wasync.history.failures import as_engine_error, on_failure
 from wasync.history.jobrows import LeaseLost
 from wasync.history.kinds import BACKFILL, NOT_AVAILABLE, PRIORITY
 from wasync.history.progress import HistoryProgress
@@ -165,10 +165,11 @@ async def run_backfill(ctx: HistoryContext, job: J.Job) -> Outcome:
                 break  # the pages in hand complete the target
             try:
                 page = await ctx.engine.request_history(chat, plan.anchor, count)
-            except EngineError as exc:
+            except Exception as caught:
+                error = as_engine_error(caught)
                 if group.pages:
                     await commit()
-                return await on_failure(ctx, job, now_progress(), exc, progressed=progressed)
+                return await on_failure(ctx, job, now_progress(), error, progressed=progressed)
             group.add(page)
             plan = _Plan(anchor_of(page[-1]) if page else plan.anchor, len(page) < count)
             if plan.fully_synced:

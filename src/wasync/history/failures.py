@@ -19,7 +19,7 @@ import time
 
 from sqlalchemy import Connection
 
-from wasync.engines.base import EngineError, NotConnected, RateLimited
+from wasync.engines.base import EngineError, NotConnected, RateLimited, TransientEngineError
 from wasync.history import gaps
 from wasync.history.context import HistoryContext
 from wasync.history.progress import HistoryProgress
@@ -30,6 +30,17 @@ from wasync.workers.runner import Defer, Outcome, Retry
 log = logging.getLogger(__name__)
 
 LABELS = {"older": "loading older history", "full": "loading the full history", "gap": "gap fill"}
+
+
+def as_engine_error(exc: Exception) -> EngineError:
+    """What an engine call raised, as an EngineError. Anything else (a bug, an OSError)
+    becomes a transient one, logged with its traceback, so that it is recorded and
+    retried like any failure and never leaves a gap silently "filling". Call it from
+    the `except` block."""
+    if isinstance(exc, EngineError):
+        return exc
+    log.exception("history request failed unexpectedly")
+    return TransientEngineError(f"unexpected {type(exc).__name__}: {exc}")
 
 
 async def on_failure(

@@ -23,7 +23,7 @@ from wasync.domain.models import Message
 from wasync.engines.base import CapabilityMissing, EngineError, NotConnected
 from wasync.history import gaps
 from wasync.history.context import HistoryContext, PageGroup, anchor_for, anchor_of, page_marks
-from wasync.history.failures import on_failure
+from wasync.history.failures import as_engine_error, on_failure
 from wasync.history.jobrows import LeaseLost
 from wasync.history.kinds import GAP_FILL, NOT_AVAILABLE, PRIORITY
 from wasync.history.progress import HistoryProgress
@@ -187,10 +187,11 @@ async def run_gap_fill(ctx: HistoryContext, job: J.Job) -> Outcome:
                 return Done()  # closed (before a crash, or found empty)
             try:
                 page = await ctx.engine.request_history(chat, anchor, count)
-            except EngineError as exc:
+            except Exception as caught:
+                error = as_engine_error(caught)
                 if group.pages:
                     await commit()
-                return await on_failure(ctx, job, now_progress(), exc, progressed=progressed)
+                return await on_failure(ctx, job, now_progress(), error, progressed=progressed)
             group.add(page)
             reached_start = len(page) < count
             closes = reached_start or gap.met_by(page)
