@@ -62,6 +62,15 @@ def test_bad_input_is_one_clear_line(tmp_path: Path, args: list[str], message: s
     assert "s3cret" not in result.output + result.stderr  # passwords are never shown
 
 
+def test_a_data_dir_that_is_a_file_is_one_clear_line(tmp_path: Path) -> None:
+    taken = tmp_path / "a-file"
+    taken.write_text("not a directory")
+    for args in (["stats"], ["sync"]):
+        result = runner.invoke(app, [*args, "--data-dir", str(taken)])
+        assert result.exit_code == 1, result.output
+        assert "cannot use" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_console_script_runs(tmp_path: Path) -> None:
     env = {**os.environ, "WASYNC_DATA_DIR": str(tmp_path)}
     exe = Path(sys.executable).parent / "wasync"

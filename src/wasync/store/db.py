@@ -95,7 +95,13 @@ class Database:
     def _sqlite_engine(self, database: str | None, *, immediate: bool, echo: bool) -> Engine:
         if not self._in_memory(database):
             assert database is not None
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(database).expanduser().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot use {folder} for the database: {exc.strerror or exc}"
+                ) from None
             engine = create_engine(
                 self.url,
                 echo=echo,
