@@ -91,3 +91,30 @@ def assert_no_duplicates(db: Database) -> None:
         assert len(total) == len(keys)
         rtotal = conn.execute(select(reactions.c.sender_jid)).all()
         assert len(rtotal) == len(set(conn.execute(select(reactions)).all()))
+
+
+def assert_changes_mirrored(db: Database, session_id: int, net: Network) -> None:
+    """Edits, revokes and reactions stand in the mirror as they stand on the network."""
+    with db.read() as conn:
+        rows = {
+            (r.chat_jid, r.sender_jid, r.message_id): r
+            for r in conn.execute(select(messages).where(messages.c.session_id == session_id))
+        }
+        stored_reactions = {
+            (r.chat_jid, r.target_sender_jid, r.target_message_id, r.sender_jid): (
+                r.emoji or None,
+                r.timestamp,
+            )
+            for r in conn.execute(select(reactions).where(reactions.c.session_id == session_id))
+        }
+    for key, edit in net.edits().items():
+        row = rows[(key.chat_jid, key.sender_jid, key.message_id)]
+        assert (row.text, row.edited_at) == (edit.text, edit.edited_at), key
+    for key, revoke in net.revokes().items():
+        row = rows[(key.chat_jid, key.sender_jid, key.message_id)]
+        assert row.revoked_at == revoke.revoked_at, key
+    truth = {
+        (t.chat_jid, t.sender_jid, t.message_id, s): (r.emoji or None, r.timestamp)
+        for (t, s), r in net.reactions().items()
+    }
+    assert stored_reactions == truth

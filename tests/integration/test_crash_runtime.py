@@ -36,6 +36,8 @@ from wasync.store import queries
 from wasync.store.db import Database
 from wasync.store.schema import messages
 
+from .mirror import assert_changes_mirrored
+
 PHASES = ("initial", "live", "outage", "gapfill", "backfill")
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -212,6 +214,7 @@ def test_killed_at_random_moments_the_mirror_still_equals_the_network(
         assert sorted(m.key for m in stored) == sorted(m.key for m in net.iter_all_messages())
         assert all(s is not None and s.fully_synced and s.gap_status is None for s in states)
         assert all(c["failed"] == 0 for c in counts.values())
+        assert_changes_mirrored(db, 1, net)  # edits, deletes, reactions: as on the network
     finally:
         db.close()
 

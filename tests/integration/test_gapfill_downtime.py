@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from wasync.domain.events import Event, MessageReceived
+from wasync.domain.events import (
+    Event,
+    MessageEdited,
+    MessageReceived,
+    MessageRevoked,
+    ReactionReceived,
+)
 from wasync.domain.models import Message
 from wasync.engines.simulator import Faults, Network, NetworkConfig, SimulatorEngine
 from wasync.store import queries
 from wasync.store.db import Database
 
 from ..waiting import eventually
-from .mirror import assert_no_duplicates
+from .mirror import assert_changes_mirrored, assert_no_duplicates
 from .test_history_support import assert_mirror_covers, running
 
 LIMIT = 10  # newest messages per chat fetched by the initial sync
@@ -31,7 +37,17 @@ def expected(net: Network, history: dict[str, int]) -> list[Message]:
 
 
 def chats_of(events: list[Event]) -> set[str]:
-    return {e.message.key.chat_jid for e in events if isinstance(e, MessageReceived)}
+    """Chats that moved: a message, an edit, a delete or a reaction."""
+    moved: set[str] = set()
+    for e in events:
+        match e:
+            case MessageReceived(message=m):
+                moved.add(m.key.chat_jid)
+            case MessageEdited(edit=change) | MessageRevoked(revoke=change):
+                moved.add(change.key.chat_jid)
+            case ReactionReceived(reaction=r):
+                moved.add(r.target.chat_jid)
+    return moved
 
 
 async def test_outage_longer_than_retention_leaves_no_hole(db: Database) -> None:
@@ -53,6 +69,9 @@ async def test_outage_longer_than_retention_leaves_no_hole(db: Database) -> None
         assert len(chats_of(lost)) >= 20  # holes in many chats, not one
         assert_mirror_covers(db, h.session_id, net, expected(net, history))
         assert_no_duplicates(db)
+        # Not only which messages: edits, deletes and reactions lost with the offline
+        # queue came back with the history pages of their span.
+        assert_changes_mirrored(db, h.session_id, net)
         with db.read() as conn:
             for jid in net.chat_jids():
                 state = queries.get_sync_state(conn, h.session_id, jid)

@@ -38,7 +38,12 @@ def test_live_messages_extend_their_chats(network: Network) -> None:
     for jid in network.chat_jids():
         stamps = [m.timestamp for m in network.messages(jid)]
         assert all(a < b for a, b in itertools.pairwise(stamps))
-        assert network.chat(jid).last_message_at == (stamps[-1] if stamps else None)
+        # The chat list shows the last activity: a message, or an edit, delete, reaction.
+        changes = [e.edited_at for k, e in network.edits().items() if k.chat_jid == jid]
+        changes += [r.revoked_at for k, r in network.revokes().items() if k.chat_jid == jid]
+        changes += [r.timestamp for (k, _), r in network.reactions().items() if k.chat_jid == jid]
+        last = max([*stamps[-1:], *changes], default=None)
+        assert network.chat(jid).last_message_at == last
 
 
 def test_live_events_are_deterministic() -> None:

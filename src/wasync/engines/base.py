@@ -62,6 +62,21 @@ class LoggedOutError(EngineError):
     """The session was logged out, replaced or banned: re-pairing is needed."""
 
 
+class HistoryPage(list[Message]):
+    """An answer of `request_history`: its messages, newest first, and the changes of
+    the span it covers (edits, deletes and reactions, which are entries of the chat's
+    timeline in WhatsApp's history), committed together with the messages so that a
+    crash can never keep one without the other. A plain list means no changes."""
+
+    def __init__(self, messages: list[Message], changes: tuple[Event, ...] = ()) -> None:
+        super().__init__(messages)
+        self.changes = changes
+
+
+def changes_of(page: list[Message]) -> tuple[Event, ...]:
+    return page.changes if isinstance(page, HistoryPage) else ()
+
+
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     on_demand_history: bool = False
@@ -110,7 +125,8 @@ class Engine(Protocol):
         """Up to `count` messages of `chat_jid` older than `before` (the newest when None).
 
         Newest first, as WhatsApp sends them. Fewer than `count` means the start of the
-        chat was reached. Raises HistoryTimeout, CapabilityMissing or EngineError.
+        chat was reached. A HistoryPage also carries the edits, deletes and reactions
+        of its span. Raises HistoryTimeout, CapabilityMissing or EngineError.
         """
         ...
 

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from wasync.domain.models import Message, MessageAnchor, MessageKey
-from wasync.engines.base import Engine
+from wasync.engines.base import Engine, changes_of
 from wasync.history import jobrows
 from wasync.history.hook import ReplayTracker
 from wasync.history.options import HistoryOptions
@@ -97,6 +97,7 @@ class PageGroup:
             batch,
             reached_start,
             (*ctx.hooks, record),
+            [change for page in pages for change in changes_of(page)],
         )
         return stored
 

@@ -12,7 +12,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from wasync.domain import events as ev
 from wasync.domain.models import (
@@ -24,7 +24,7 @@ from wasync.domain.models import (
     SyncProgress,
     SyncReport,
 )
-from wasync.engines.base import Engine, EngineError
+from wasync.engines.base import Engine, EngineError, changes_of
 from wasync.store.db import Database
 from wasync.store.writes import mark_chat_error, mark_fully_synced, write_batch
 from wasync.sync.batch import Batch
@@ -101,7 +101,14 @@ async def initial_sync(
                 await asyncio.to_thread(_record_error, db, session_id, chat.jid, str(exc))
                 continue
             await asyncio.to_thread(
-                save_history_page, db, session_id, chat.jid, msgs, len(msgs) < limit_per_chat, hooks
+                save_history_page,
+                db,
+                session_id,
+                chat.jid,
+                msgs,
+                len(msgs) < limit_per_chat,
+                hooks,
+                changes_of(msgs),
             )
             report.messages += len(msgs)
             await _emit(on_progress, SyncProgress(session_name, n, i + 1, chat.jid, len(msgs)))
@@ -131,11 +138,18 @@ def save_history_page(
     msgs: list[Message],
     reached_start: bool,
     hooks: Hooks = (),
+    changes: Iterable[ev.Event] = (),
 ) -> Batch:
-    """Commit one page of a chat's history, clear its error, mark it complete if so."""
+    """Commit one page of a chat's history, clear its error, mark it complete if so.
+
+    `changes` (the edits, deletes and reactions the answer carried) go in the same
+    transaction: a crash keeps both or neither, and the page is asked for again.
+    """
     batch = Batch()
     for m in msgs:
         batch.add(ev.MessageReceived(m))
+    for change in changes:
+        batch.add(change)
     now = int(time.time())
     with db.write() as conn:
         run_before_write(conn, session_id, batch, hooks)

@@ -41,6 +41,7 @@ from wasync.domain.models import (
 from wasync.engines.base import (
     Capabilities,
     EngineError,
+    HistoryPage,
     HistoryTimeout,
     LoggedOutError,
     MediaGone,
@@ -347,7 +348,17 @@ class SimulatorEngine:
                 )
             end = index
         start = max(0, end - max(0, count))
-        return [network.message(chat_jid, i) for i in range(end - 1, start - 1, -1)]
+        page = [network.message(chat_jid, i) for i in range(end - 1, start - 1, -1)]
+        # The edits, revokes and reactions of the span come with the answer, as in the
+        # HistorySync WhatsApp sends.
+        since = network.message(chat_jid, start).timestamp if start > 0 else None
+        until = (
+            network.message(chat_jid, end).timestamp
+            if end < network.message_count(chat_jid)
+            else None
+        )
+        changes = network.changes_in(chat_jid, since, until) if page else []
+        return HistoryPage(page, tuple(changes))
 
     async def _await_history_answer(self, chat_jid: str) -> None:
         """The request went to the phone; wait for its answer as the real engine does."""

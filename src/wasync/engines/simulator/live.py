@@ -42,6 +42,8 @@ class LiveTraffic:
         self.revokes: dict[MessageKey, MessageRevoke] = {}
         self.reactions: dict[tuple[MessageKey, str], Reaction] = {}
         self._active: list[tuple[MessageKey, str]] = []  # reactions that can be removed
+        # When each chat last saw an edit, a delete or a reaction.
+        self.activity: dict[str, int] = {}
 
     def advance(self, seconds: int) -> int:
         self.clock += max(1, seconds)
@@ -100,6 +102,7 @@ class LiveTraffic:
             return None
         edit = MessageEdit(target.key, self._rng.choice(PHRASES), self.clock)
         self.edits[target.key] = edit
+        self.activity[target.key.chat_jid] = self.clock
         return MessageEdited(edit)
 
     def _revoke(self) -> Event | None:
@@ -108,6 +111,7 @@ class LiveTraffic:
             return None
         revoke = MessageRevoke(target.key, self.clock, target.key.sender_jid)
         self.revokes[target.key] = revoke
+        self.activity[target.key.chat_jid] = self.clock
         return MessageRevoked(revoke)
 
     def _reaction(self) -> Event | None:
@@ -118,6 +122,7 @@ class LiveTraffic:
             self._active.pop()
             removal = Reaction(target, sender, None, self.clock)
             self.reactions[(target, sender)] = removal
+            self.activity[target.chat_jid] = self.clock
             return ReactionReceived(removal)
         message = self._recent_target()
         if message is None:
@@ -128,4 +133,5 @@ class LiveTraffic:
         if previous is None or previous.emoji is None:
             self._active.append((message.key, sender))
         self.reactions[(message.key, sender)] = reaction
+        self.activity[message.key.chat_jid] = self.clock
         return ReactionReceived(reaction)

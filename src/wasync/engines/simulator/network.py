@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from wasync.domain.events import Event
+from wasync.domain.events import Event, MessageEdited, MessageRevoked, ReactionReceived
 from wasync.domain.models import (
     Chat,
     ChatKind,
@@ -94,8 +94,13 @@ class Network:
         return len(self._chats)
 
     def chat(self, jid: str) -> Chat:
+        """The chat as its list shows it; `last_message_at` is its last activity: a
+        message, or an edit, delete or reaction (each is an entry of its timeline)."""
         state = self._state(jid)
         last = history.timestamp(state, state.total - 1) if state.total else None
+        changed = self._live.activity.get(jid)
+        if changed is not None and (last is None or changed > last):
+            last = changed
         return Chat(
             state.jid,
             state.kind,
@@ -252,6 +257,36 @@ class Network:
 
     def reactions(self) -> dict[tuple[MessageKey, str], Reaction]:
         return dict(self._live.reactions)
+
+    def changes_in(self, chat_jid: str, since: int | None, until: int | None) -> list[Event]:
+        """The chat's edits, revokes and reactions made in [since, until), as they stand.
+
+        In WhatsApp's history each of these is an entry of the chat's timeline at its
+        own time, so a history page carries those of the span it covers (None: no
+        bound), as the latest state of each (a later edit replaced an earlier one).
+        """
+        live = self._live
+
+        def within(ts: int) -> bool:
+            return (since is None or ts >= since) and (until is None or ts < until)
+
+        out: list[Event] = []
+        out += [
+            MessageEdited(e)
+            for k, e in live.edits.items()
+            if k.chat_jid == chat_jid and within(e.edited_at)
+        ]
+        out += [
+            MessageRevoked(r)
+            for k, r in live.revokes.items()
+            if k.chat_jid == chat_jid and within(r.revoked_at)
+        ]
+        out += [
+            ReactionReceived(r)
+            for (k, _), r in live.reactions.items()
+            if k.chat_jid == chat_jid and within(r.timestamp)
+        ]
+        return out
 
     # Profile pictures.
 
