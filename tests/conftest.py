@@ -7,6 +7,7 @@ saying so, when it is unset. Each test gets a fresh schema, dropped afterwards.
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,3 +69,16 @@ def db(db_url: str) -> Iterator[Database]:
         yield database
     finally:
         database.close()
+
+
+@pytest.fixture
+def refusing_proxy() -> str:
+    """A proxy address on loopback where nothing listens: a network that is down.
+
+    Engine tests that connect go through it, so that no test ever looks up or dials
+    WhatsApp (or anything else off this machine).
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

@@ -25,6 +25,13 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # Nothing leaves the machine: every name but loopback fails inside the browser
+    # (it otherwise looks up autofill, sign-in and update servers on its own).
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+    "--dns-prefetch-disable",
+    "--no-pings",
+    "--disable-features=AutofillServerCommunication,OptimizationHints,MediaRouter,"
+    "DialMediaRouteProvider,Translate",
 ]
 
 

@@ -78,18 +78,6 @@ def silent_proxy() -> Iterator[str]:
         server.close()
 
 
-@pytest.fixture
-def refusing_proxy() -> str:
-    """A proxy address on loopback where nothing listens: a network that is down.
-
-    (The connection goes to the proxy, so the test never looks up or dials WhatsApp.)
-    """
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
 def test_pair_without_network_fails_clearly(tmp_path: Path, refusing_proxy: str) -> None:
     out = _wasync("pair", "--session", "phone1", "--proxy", refusing_proxy, data_dir=tmp_path)
     assert out.returncode == 1, out.stdout + out.stderr

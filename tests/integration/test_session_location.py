@@ -25,7 +25,9 @@ def test_sqlite_mirror_keeps_keys_in_a_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-async def test_postgres_mirror_keeps_keys_in_postgres(pg_schema_url: str, tmp_path: Path) -> None:
+async def test_postgres_mirror_keeps_keys_in_postgres(
+    pg_schema_url: str, tmp_path: Path, refusing_proxy: str
+) -> None:
     store = locate(tmp_path, pg_schema_url, "work")
     assert store.path is None and store.neonize_name.startswith("postgres://")
     assert "search_path=t_" in store.neonize_name
@@ -34,7 +36,7 @@ async def test_postgres_mirror_keeps_keys_in_postgres(pg_schema_url: str, tmp_pa
     settings = Settings(data_dir=tmp_path, database_url=pg_schema_url)
     events = loader.module("events")
     events.event_global_loop = None
-    engine = neonize_engine_for(settings, "work", connect_timeout=20)
+    engine = neonize_engine_for(settings, "work", connect_timeout=20, proxy=refusing_proxy)
     assert engine.client.new_device  # no stored device: must not pick another session's
     with pytest.raises(TransientEngineError, match="cannot reach WhatsApp"):
         await engine.connect()
