@@ -69,7 +69,11 @@ async def test_a_broken_stats_provider_does_not_hide_the_dashboard(api: Api) -> 
 
 async def test_metrics_in_prometheus_text_format(api: Api) -> None:
     _seed_jobs(api)
-    api.runtime.queue_stats["avatar"] = lambda: {"currentRate": 0.25, "label": "x"}
+    api.runtime.queue_stats["avatar"] = lambda: {
+        "currentRate": 0.25,
+        "label": "x",
+        "sessions": {SESSION: {"outcomes": {"new": 3, "unchanged": 2, "rate_limited": 1}}},
+    }
     await api.engine.push_live(7)
     await api.engine.drained()
     await api.runtime.session(SESSION).sync.flush()
@@ -87,6 +91,8 @@ async def test_metrics_in_prometheus_text_format(api: Api) -> None:
     assert lines['wasync_jobs{kind="avatar",state="failed"}'] == 1
     assert lines['wasync_jobs{kind="avatar",state="done"}'] == 1
     assert lines['wasync_queue_stat{kind="avatar",name="currentRate"}'] == 0.25
+    assert lines['wasync_avatar_checks_total{outcome="new",session="default"}'] == 3
+    assert lines['wasync_avatar_checks_total{outcome="rate_limited",session="default"}'] == 1
     contacts = len(api.network.contacts())
     assert lines['wasync_avatars{outcome="pending",table="contacts"}'] == contacts
     assert lines['wasync_sync_duration_seconds_count{outcome="ok"}'] == 1

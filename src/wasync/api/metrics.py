@@ -37,6 +37,8 @@ class LiveFigures:
     bus_published: int = 0
     realtime_clients: int = 0
     realtime_dropped: int = 0
+    # (session, outcome) -> picture checks since start: new, unchanged, none, ...
+    avatar_checks: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 def live_figures(runtime: Runtime, hub: RealtimeHub) -> LiveFigures:
@@ -58,7 +60,21 @@ def live_figures(runtime: Runtime, hub: RealtimeHub) -> LiveFigures:
         for key, value in stats.items():
             if isinstance(value, int | float) and not isinstance(value, bool):
                 figures.queue_stats[(kind, str(key))] = float(value)
+        if kind == "avatar":
+            figures.avatar_checks.update(_avatar_checks(stats))
     return figures
+
+
+def _avatar_checks(stats: dict[str, Any]) -> dict[tuple[str, str], int]:
+    """The avatar worker's outcome counts per session, from its queue figures."""
+    out: dict[tuple[str, str], int] = {}
+    sessions = stats.get("sessions")
+    for name, figures in (sessions if isinstance(sessions, dict) else {}).items():
+        outcomes = figures.get("outcomes") if isinstance(figures, dict) else None
+        for outcome, n in (outcomes if isinstance(outcomes, dict) else {}).items():
+            if isinstance(n, int):
+                out[(str(name), str(outcome))] = n
+    return out
 
 
 class MirrorCollector(Collector):
@@ -97,6 +113,15 @@ class MirrorCollector(Collector):
         for (kind, name), value in sorted(live.queue_stats.items()):
             stats.add_metric([kind, name], value)
         yield stats
+        checks = CounterMetricFamily(
+            "wasync_avatar_checks",
+            "Profile picture checks since start by outcome: new, unchanged, none, "
+            "rate_limited, failed.",
+            labels=["session", "outcome"],
+        )
+        for (session, outcome), n in sorted(live.avatar_checks.items()):
+            checks.add_metric([session, outcome], n)
+        yield checks
         yield from self._from_database()
 
     def _from_database(self) -> Iterator[Metric]:

@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
+from wasync.api import schemas as S
 from wasync.api.deps import Authenticated, get_runtime, key_matches, presented_key
 from wasync.avatars import avatar_service
 from wasync.avatars.enqueue import has_avatar
@@ -32,14 +33,18 @@ from wasync.errors import DomainError
 from wasync.runtime import Runtime
 from wasync.store.sessions import get_session
 
-router = APIRouter(tags=["avatars"], dependencies=[Authenticated])
+router = APIRouter(
+    tags=["avatars"],
+    dependencies=[Authenticated],
+    responses=S.error_responses(400, 401, 404, 422, 501, 503),
+)
 media_router = APIRouter(tags=["avatars"])
 RuntimeDep = Depends(get_runtime)
 # Browsers keep a picture this long before asking again (with If-None-Match).
 CACHE_SECONDS = 300
 
 
-@router.post("/api/sessions/{session}/avatars/sync", status_code=202)
+@router.post("/api/sessions/{session}/avatars/sync", status_code=202, response_model=S.EnqueuedOut)
 async def enqueue_session_avatars(session: str, runtime: Runtime = RuntimeDep) -> dict[str, int]:
     """Queue a picture check of every contact and chat of the session."""
     added = await avatar_service(runtime).enqueue_all(session)

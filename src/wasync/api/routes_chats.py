@@ -27,9 +27,7 @@ from wasync.store.sessions import get_session, validate_session_name
 
 router = APIRouter(prefix="/api/sessions/{session}", tags=["chats"], dependencies=[Authenticated])
 RuntimeDep = Depends(get_runtime)
-ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": S.ErrorBody} for code in (400, 401, 404, 422)
-}
+ERRORS = S.error_responses(400, 401, 404, 422)
 ChatKindFilter = Literal["individual", "group", "broadcast", "newsletter"]
 
 

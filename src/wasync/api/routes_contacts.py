@@ -17,9 +17,7 @@ router = APIRouter(
     prefix="/api/sessions/{session}", tags=["contacts"], dependencies=[Authenticated]
 )
 RuntimeDep = Depends(get_runtime)
-ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": S.ErrorBody} for code in (400, 401, 404, 422)
-}
+ERRORS = S.error_responses(400, 401, 404, 422)
 
 
 @router.get("/contacts", response_model=S.ContactPage, responses=ERRORS)

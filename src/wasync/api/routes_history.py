@@ -12,13 +12,19 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 
+from wasync.api import schemas as S
 from wasync.api.deps import Authenticated, get_runtime
 from wasync.api.errors import NotFound
 from wasync.history import ChatNotFound, history_service
 from wasync.history.backfill import BackfillRequest
 from wasync.runtime import Runtime
 
-router = APIRouter(prefix="/api", tags=["history"], dependencies=[Authenticated])
+router = APIRouter(
+    prefix="/api",
+    tags=["history"],
+    dependencies=[Authenticated],
+    responses=S.error_responses(400, 401, 404, 409, 422, 501, 503),
+)
 RuntimeDep = Depends(get_runtime)
 CHAT = "/sessions/{session}/chats/{jid}"
 
@@ -32,7 +38,7 @@ async def _request(
         raise NotFound(str(exc)) from None
 
 
-@router.post(f"{CHAT}/history/older", status_code=202)
+@router.post(f"{CHAT}/history/older", status_code=202, response_model=S.HistoryRequestOut)
 async def load_older(
     session: str,
     jid: str,
@@ -49,7 +55,7 @@ async def load_older(
     return result.as_payload()
 
 
-@router.post(f"{CHAT}/history/full", status_code=202)
+@router.post(f"{CHAT}/history/full", status_code=202, response_model=S.HistoryRequestOut)
 async def load_full_history(
     session: str, jid: str, runtime: Runtime = RuntimeDep
 ) -> dict[str, Any]:

@@ -23,9 +23,7 @@ from wasync.errors import DomainError
 
 router = APIRouter(prefix="/api/sessions/{session}", tags=["media"], dependencies=[Authenticated])
 Control = Depends(get_control)
-ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": S.ErrorBody} for code in (400, 401, 404, 409, 410, 422, 501, 502, 503)
-}
+ERRORS = S.error_responses(400, 401, 404, 409, 410, 422, 501, 502, 503)
 
 
 def _media_info(row: dict[str, Any]) -> MediaInfo:

@@ -23,9 +23,7 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/queues", tags=["queues"], dependencies=[Authenticated])
 RuntimeDep = Depends(get_runtime)
-ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": S.ErrorBody} for code in (400, 401, 404, 409, 422)
-}
+ERRORS = S.error_responses(400, 401, 404, 409, 422)
 RATE_WINDOW = 300.0  # seconds of finished jobs behind the per-minute rates
 RECENT_ERRORS = 10
 

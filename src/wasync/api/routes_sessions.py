@@ -19,9 +19,7 @@ from wasync.store.sessions import SessionRow
 router = APIRouter(prefix="/api/sessions", tags=["sessions"], dependencies=[Authenticated])
 Control = Depends(get_control)
 
-ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": S.ErrorBody} for code in (400, 401, 404, 409, 422, 503)
-}
+ERRORS = S.error_responses(400, 401, 404, 409, 422, 503)
 
 
 def _out(control: SessionControl, row: SessionRow) -> S.Session:

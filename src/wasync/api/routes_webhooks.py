@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from wasync.api import schemas as S
 from wasync.api.deps import Authenticated, get_runtime
 from wasync.api.errors import Conflict, NotFound
 from wasync.delivery import admin, delivery_of
@@ -29,7 +30,10 @@ from wasync.delivery.worker import Delivery
 from wasync.runtime import Runtime
 
 router = APIRouter(
-    prefix="/api/sessions/{session}/webhooks", tags=["webhooks"], dependencies=[Authenticated]
+    prefix="/api/sessions/{session}/webhooks",
+    tags=["webhooks"],
+    dependencies=[Authenticated],
+    responses=S.error_responses(400, 401, 404, 409, 422),
 )
 RuntimeDep = Depends(get_runtime)
 

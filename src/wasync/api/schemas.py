@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +24,20 @@ def json_response(data: dict[str, Any], status_code: int = 200) -> Response:
 class ErrorBody(Model):
     error: str = Field(description="A short machine-readable code, e.g. not_found.")
     detail: Any = Field(description="A sentence for people (or a list of field problems).")
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the error statuses a route can answer, as ErrorBody."""
+    return {code: {"model": ErrorBody} for code in codes}
+
+
+class HistoryRequestOut(Model):
+    job_id: int | None = Field(description="The history job; null when fully synced.")
+    status: Literal["queued", "already_queued", "fully_synced"]
+
+
+class EnqueuedOut(Model):
+    enqueued: int = Field(description="Jobs queued now (those already waiting are not).")
 
 
 # Sessions.
