@@ -18,6 +18,7 @@ from wasync.store import jobs as J
 from wasync.store import queries
 from wasync.store.db import Database
 from wasync.store.sessions import ensure_session
+from wasync.workers.runner import PROCESS_TOKEN
 
 from ..waiting import eventually
 from .mirror import assert_no_duplicates, comparable
@@ -99,6 +100,15 @@ async def test_an_engine_without_history_requests_is_refused(db: Database) -> No
             await h.service.request("default", net.chat_jids()[0], full=True)
 
 
+REUSED_TOKEN = "0ldp1d00"
+
+
+def lease_owner(db: Database, job_id: int) -> str | None:
+    with db.read() as conn:
+        job = J.get_job(conn, job_id)
+    return job.lease_owner if job is not None else None
+
+
 @pytest.fixture
 def dead_pid() -> int:
     """The pid of a process that has exited."""
@@ -111,6 +121,8 @@ async def test_a_job_of_a_dead_process_is_taken_over_at_once(db: Database, dead_
     net = one_chat_network(600)
     chat = net.chat_jids()[0]
     host = socket.gethostname()
+    # Our pid, but an earlier process's (a restarted container's pid 1, say).
+    reused = f"history-default:{host}:{os.getpid()}:{REUSED_TOKEN}-gone01"
     engine = SimulatorEngine(net)
     await engine.connect()
     with db.write() as conn:
@@ -118,7 +130,11 @@ async def test_a_job_of_a_dead_process_is_taken_over_at_once(db: Database, dead_
         owned = {}
         for owner, key in [
             (f"history-default:{host}:{dead_pid}:dead01", chat),
-            (f"history-default:{host}:{os.getpid()}:alive1", "alive@s.whatsapp.net"),
+            (
+                f"history-default:{host}:{os.getpid()}:{PROCESS_TOKEN}-alive1",
+                "alive@s.whatsapp.net",
+            ),
+            (reused, "reused@s.whatsapp.net"),
             (f"history-default:elsewhere:{dead_pid}:other1", "other@s.whatsapp.net"),
         ]:
             job_id = request_backfill(conn, sid, key, full=True).job_id
@@ -129,6 +145,7 @@ async def test_a_job_of_a_dead_process_is_taken_over_at_once(db: Database, dead_
     await worker.start()
     try:
         await eventually(lambda: job_state(db, owned[chat]) == "done")
+        await eventually(lambda: lease_owner(db, owned["reused@s.whatsapp.net"]) != reused)
         # Leases of live workers, or of workers on other hosts, are left to expire.
         assert job_state(db, owned["alive@s.whatsapp.net"]) == "running"
         assert job_state(db, owned["other@s.whatsapp.net"]) == "running"

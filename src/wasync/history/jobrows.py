@@ -19,6 +19,7 @@ from sqlalchemy import Connection, select, update
 
 from wasync.store import jobs as J
 from wasync.store.schema import jobs
+from wasync.workers.runner import PROCESS_TOKEN
 
 
 class LeaseLost(Exception):
@@ -114,12 +115,12 @@ def replace_payload(conn: Connection, job_id: int, payload: dict[str, Any], now:
     return result.rowcount == 1
 
 
-def _owner_pid(owner: str) -> tuple[str, int] | None:
-    # JobRunner's owners are "<name>:<host>:<pid>:<suffix>" (workers/runner.py).
+def _owner_pid(owner: str) -> tuple[str, int, str] | None:
+    # JobRunner's owners are "<name>:<host>:<pid>:<process token>-<suffix>" (runner.py).
     parts = owner.rsplit(":", 3)
     if len(parts) != 4 or not parts[2].isdigit():
         return None
-    return parts[1], int(parts[2])
+    return parts[1], int(parts[2]), parts[3].split("-", 1)[0]
 
 
 def _alive(pid: int) -> bool:
@@ -150,9 +151,13 @@ def release_dead_leases(
     dead = []
     for job_id, owner in rows:
         found = _owner_pid(owner or "")
-        if found is None or found[0] != host or found[1] == os.getpid():
+        if found is None or found[0] != host:
             continue
-        if not _alive(found[1]):
+        _, pid, token = found
+        if pid == os.getpid():
+            if token != PROCESS_TOKEN:  # our pid, but an earlier process that had it
+                dead.append(job_id)
+        elif not _alive(pid):
             dead.append(job_id)
     if dead:
         conn.execute(

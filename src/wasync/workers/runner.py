@@ -54,9 +54,16 @@ Outcome = Done | Retry | Defer
 Handler = Callable[[J.Job], Awaitable[Outcome]]
 
 
+# This process among all that ever had its pid on this host: a restarted container's
+# process often gets the pid of the one that died (1, say), and must not take that
+# one's leases for its own.
+PROCESS_TOKEN = uuid.uuid4().hex[:8]
+
+
 def worker_id(prefix: str) -> str:
-    """Unique per process and worker: host, pid and a random suffix."""
-    return f"{prefix}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    """Unique per process and worker: "<prefix>:<host>:<pid>:<process token>-<suffix>"."""
+    suffix = uuid.uuid4().hex[:6]
+    return f"{prefix}:{socket.gethostname()}:{os.getpid()}:{PROCESS_TOKEN}-{suffix}"
 
 
 class JobRunner:
