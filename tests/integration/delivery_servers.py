@@ -70,6 +70,11 @@ class _Base:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                if len(body) < length:
+                    # The sender died mid-request (a killed worker): no request was
+                    # received, as a real server would see it.
+                    self.close_connection = True
+                    return
                 parts = urlsplit(self.path)
                 got = Received(
                     parts.path,
