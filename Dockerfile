@@ -11,10 +11,14 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/wasync && /opt/wasync/bin/pip install --upgrade pip wheel
 WORKDIR /src
-# Metadata first, so that editing the code does not re-download the dependencies.
+# The dependencies first, from the metadata alone (an empty package stands in for the
+# code), so that editing the code does not download them again.
 COPY pyproject.toml README.md ./
+RUN mkdir -p src/wasync && touch src/wasync/__init__.py \
+    && /opt/wasync/bin/pip install . && /opt/wasync/bin/pip uninstall -y wasync \
+    && rm -rf src
 COPY src ./src
-RUN /opt/wasync/bin/pip install .
+RUN /opt/wasync/bin/pip install --no-deps .
 
 # --- runtime: the virtualenv on a slim Python, no compilers, no pip cache -------------
 FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime

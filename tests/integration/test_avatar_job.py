@@ -144,6 +144,12 @@ async def test_some_numbers_failing_is_a_partial_failure(db: Database) -> None:
     assert [r.outcome for r in again.results] == ["posted", "unchanged", "unchanged"]
 
 
+def test_every_number_failing_says_so() -> None:
+    refused = [P.NumberResult(p, f"{p}@s.whatsapp.net", "failed", detail="HTTP 400") for p in "12"]
+    code, reason = P.summarize(refused)
+    assert code == P.EXIT_PARTIAL and reason.startswith("failure: all 2 numbers failed")
+
+
 # The command line, as a container job runs it.
 
 

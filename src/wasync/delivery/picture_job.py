@@ -120,6 +120,8 @@ def summarize(results: list[NumberResult]) -> tuple[int, str]:
     first = f"{failed[0].line()}"
     if len(failed) == len(results) and all(r.network for r in failed):
         return EXIT_NO_NETWORK, f"no network: every number failed ({first})"
+    if len(failed) == len(results):
+        return EXIT_PARTIAL, f"failure: all {len(results)} numbers failed ({first})"
     n = f"{len(failed)} of {len(results)}"
     return EXIT_PARTIAL, f"partial failure: {n} numbers failed ({first})"
 
