@@ -7,8 +7,6 @@ session's pace.
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from wasync.commands.common import (
     console,
     err_console,
     open_database,
+    print_json,
     run_command,
     settings_from,
 )
@@ -44,10 +43,6 @@ app = typer.Typer(
 
 SessionOpt = typer.Option("default", "--session", help="Session name.")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object.")
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value) + "\n")
 
 
 @app.command("sync")
@@ -71,7 +66,7 @@ def sync_command(
         finally:
             db.close()
         if as_json:
-            _print_json({"session": session, "enqueued": added, "jids": considered})
+            print_json({"session": session, "enqueued": added, "jids": considered})
             return
         pace = config.pace_for(session)
         console.print(
@@ -111,7 +106,7 @@ def fetch_command(
         finally:
             db.close()
         if as_json:
-            _print_json({"session": session, "jid": canonical, "enqueued": added})
+            print_json({"session": session, "jid": canonical, "enqueued": added})
             return
         state = "queued" if added else "already queued (moved to the front)"
         console.print(f"{escape(canonical)}: {state}")
@@ -152,7 +147,7 @@ def status_command(
         finally:
             db.close()
         if as_json:
-            _print_json({"sessions": report})
+            print_json({"sessions": report})
             return
         if not report:
             console.print("no sessions yet")
@@ -201,7 +196,7 @@ def retry_failed_command(
         finally:
             db.close()
         if as_json:
-            _print_json({"session": session, "retried": retried})
+            print_json({"session": session, "retried": retried})
             return
         console.print(f"queued {retried} failed picture checks again")
 

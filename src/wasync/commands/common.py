@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +30,11 @@ DatabaseOpt = typer.Option(
     envvar="WASYNC_DATABASE_URL",
     help="Database URL (sqlite:///path or postgresql://…) [default: SQLite in the data dir].",
 )
+
+
+def print_json(value: Any) -> None:
+    """One JSON document on stdout (the --json output of a command)."""
+    sys.stdout.write(json.dumps(value) + "\n")
 
 
 def settings_from(data_dir: Path | None, database: str | None) -> Settings:

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import signal
-import sys
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.markup import escape
@@ -20,6 +17,7 @@ from wasync.commands.common import (
     console,
     err_console,
     open_database,
+    print_json,
     run_command,
     settings_from,
 )
@@ -46,10 +44,6 @@ JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
 def _guard(settings: Settings) -> Guard:
     return Guard(parse_networks(settings.webhook_allowed_networks))
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value) + "\n")
 
 
 @app.command("add")
@@ -94,7 +88,7 @@ def add_command(
         finally:
             db.close()
         if as_json:
-            _print_json(endpoint.public(with_secret=True))
+            print_json(endpoint.public(with_secret=True))
             return
         console.print(
             f"added {endpoint.kind} endpoint [bold]{endpoint.id}[/] for session "
@@ -124,7 +118,7 @@ def list_command(
         finally:
             db.close()
         if as_json:
-            _print_json([e.public() for e in found])
+            print_json([e.public() for e in found])
             return
         table = Table("id", "session", "kind", "events", "url", "source", title="webhook endpoints")
         for e in found:
@@ -215,7 +209,7 @@ def deliveries_command(
         finally:
             db.close()
         if as_json:
-            _print_json({"counts": counts, "deliveries": rows})
+            print_json({"counts": counts, "deliveries": rows})
             return
         console.print(" ".join(f"{k}: {v}" for k, v in counts.items()))
         table = Table("job", "endpoint", "event", "state", "tries", "last error", title=state)
