@@ -33,7 +33,7 @@ from wasync.engines.simulator import Network, NetworkConfig, SimulatorEngine
 from wasync.history import HistoryOptions, HistoryWorker, request_backfill
 from wasync.history.kinds import BACKFILL
 from wasync.store import jobs as J
-from wasync.store.db import Database
+from wasync.store.db import SQLITE_WRITER_CACHE_KIB, Database
 from wasync.store.rows import MESSAGE_COLUMNS, message_values
 from wasync.store.schema import messages as messages_table
 from wasync.store.sessions import ensure_session
@@ -107,6 +107,7 @@ def run_raw(net: Network, db_path: Path) -> float:
     conn = sqlite3.connect(db_path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute(f"PRAGMA cache_size = -{SQLITE_WRITER_CACHE_KIB}")  # as wasync's writer
     elapsed = 0.0
     messages = net.iter_all_messages()
     while chunk := [message_values(sid, m) for m in itertools.islice(messages, RAW_BATCH)]:

@@ -14,7 +14,7 @@ into untimed time. The baseline's rows are likewise built outside its timer.
 `ratio_vs_raw` = raw seconds / wasync seconds. Prints one JSON object.
 
     python bench/ingest.py --messages 200000
-    python bench/ingest.py --messages 200000 --scaling 1000000   # also the 5x size
+    python bench/ingest.py --messages 200000 --scaling 1000000   # also the 5x size (3 runs)
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from pathlib import Path
 
 from wasync.domain.events import MessageReceived
 from wasync.engines.simulator import Network, NetworkConfig
-from wasync.store.db import Database
+from wasync.store.db import SQLITE_WRITER_CACHE_KIB, Database
 from wasync.store.rows import MESSAGE_COLUMNS, message_values
 from wasync.store.schema import messages as messages_table
 from wasync.store.sessions import ensure_session
@@ -123,6 +123,7 @@ def run_raw(net: Network, db_path: Path) -> float:
     conn = sqlite3.connect(db_path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute(f"PRAGMA cache_size = -{SQLITE_WRITER_CACHE_KIB}")  # as wasync's writer
     elapsed = 0.0
     assert set(cols) == {c.name for c in messages_table.c} - {"id"}
     for chunk in raw_rows(net, sid):
@@ -173,11 +174,17 @@ def main() -> None:
     parser.add_argument(
         "--scaling", type=int, default=0, help="also run this larger size and report the ratio"
     )
+    parser.add_argument(
+        "--scaling-repeat",
+        type=int,
+        default=3,
+        help="runs per side of the larger size (medians: one run is too noisy to compare)",
+    )
     args = parser.parse_args()
     result: dict[str, object] = dict(measure(args.messages, args.seed, args.batch, args.repeat))
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
     if args.scaling:
-        big = measure(args.scaling, args.seed, args.batch, 1)
+        big = measure(args.scaling, args.seed, args.batch, args.scaling_repeat)
         result["scaling"] = {
             **big,
             "time_ratio": round(float(big["seconds"]) / float(result["seconds"]), 2),  # type: ignore[arg-type]
