@@ -19,26 +19,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import json
 import resource
-import sqlite3
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from ingest import run_raw  # bench/ingest.py's baseline, the same rows and pragmas
 from wasync.domain.models import Message, MessageAnchor
 from wasync.engines.simulator import Network, NetworkConfig, SimulatorEngine
 from wasync.history import HistoryOptions, HistoryWorker, request_backfill
 from wasync.history.kinds import BACKFILL
 from wasync.store import jobs as J
-from wasync.store.db import SQLITE_WRITER_CACHE_KIB, Database
-from wasync.store.rows import MESSAGE_COLUMNS, message_values
-from wasync.store.schema import messages as messages_table
+from wasync.store.db import Database
 from wasync.store.sessions import ensure_session
-
-RAW_BATCH = 1000
 
 
 class TimedEngine(SimulatorEngine):
@@ -93,31 +88,6 @@ async def run_wasync(net: Network, db_path: Path, page_size: int) -> tuple[float
     if stored != net.message_count(chat):
         raise SystemExit(f"lost rows: the chat has {net.message_count(chat)}, stored {stored}")
     return elapsed - engine.engine_seconds, engine.engine_seconds, int(stored)
-
-
-def run_raw(net: Network, db_path: Path) -> float:
-    db = Database(f"sqlite:///{db_path}")  # same migrations -> identical schema
-    db.migrate()
-    with db.write() as conn:
-        sid = ensure_session(conn, "bench", "simulator")
-    db.close()
-    cols = MESSAGE_COLUMNS
-    assert set(cols) == {c.name for c in messages_table.c} - {"id"}
-    sql = f"INSERT INTO messages ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-    conn = sqlite3.connect(db_path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute(f"PRAGMA cache_size = -{SQLITE_WRITER_CACHE_KIB}")  # as wasync's writer
-    elapsed = 0.0
-    messages = net.iter_all_messages()
-    while chunk := [message_values(sid, m) for m in itertools.islice(messages, RAW_BATCH)]:
-        t = time.perf_counter()
-        conn.execute("BEGIN")
-        conn.executemany(sql, chunk)
-        conn.execute("COMMIT")
-        elapsed += time.perf_counter() - t
-    conn.close()
-    return elapsed
 
 
 def main() -> None:
