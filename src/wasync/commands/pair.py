@@ -29,7 +29,7 @@ from wasync.domain import events as ev
 from wasync.domain.jid import normalize_phone
 from wasync.engines.base import EngineError
 from wasync.errors import ConfigError
-from wasync.sessions.location import SessionStore
+from wasync.sessions.location import SessionStore, paired_device
 from wasync.store.db import Database
 from wasync.store.queries import summary
 from wasync.store.schema import sessions
@@ -136,7 +136,6 @@ def pair(
     """Link a phone to a session (QR code or phone pair code) and mirror its history."""
     from wasync.engines.neonize.options import HistoryDepth
     from wasync.engines.neonize.setup import neonize_engine_for, session_store
-    from wasync.sessions.location import paired_device
 
     def body() -> None:
         settings = settings_from(data_dir, database)
@@ -264,8 +263,6 @@ def _set_aside(path: Path | None) -> Path | None:
 
 def _put_back(store: SessionStore, aside: Path) -> None:
     """Pairing again failed before a new phone linked: the old keys work as before."""
-    from wasync.sessions.location import paired_device
-
     path = store.path
     if path is None or paired_device(store) is not None:
         return  # a new device linked: it stays, and the old keys stay aside
