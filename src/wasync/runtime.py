@@ -21,13 +21,13 @@ from typing import Any, Protocol
 
 from wasync.bus import BusEvent, EventBus
 from wasync.config import Settings
+from wasync.domain.batch import Batch
 from wasync.domain.models import SyncProgress, SyncReport
 from wasync.engines.base import Engine
 from wasync.outbox import Outbox
 from wasync.store.db import Database
 from wasync.store.sessions import SessionNotFound
 from wasync.store.writes import WriteResult
-from wasync.sync.batch import Batch
 from wasync.sync.hooks import TransactionHook
 from wasync.sync.publish import bus_events
 from wasync.sync.session import SessionSync

@@ -18,12 +18,12 @@ from wasync.avatars.enqueue import (
 )
 from wasync.avatars.records import save_avatar
 from wasync.domain import events as ev
+from wasync.domain.batch import Batch
 from wasync.domain.models import Chat, ChatKind, Contact
 from wasync.engines.simulator import Network
 from wasync.store.db import Database
 from wasync.store.schema import jobs
 from wasync.store.sessions import ensure_session
-from wasync.sync.batch import Batch
 from wasync.sync.commit import commit_batch
 
 HOOK = batch_hook(max_attempts=4)

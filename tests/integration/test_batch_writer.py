@@ -7,12 +7,12 @@ import asyncio
 import pytest
 
 from wasync.domain import events as ev
+from wasync.domain.batch import Batch
 from wasync.domain.models import Message, MessageKey
 from wasync.store import queries
 from wasync.store.db import Database
 from wasync.store.sessions import ensure_session
 from wasync.store.writes import WriteResult
-from wasync.sync.batch import Batch
 from wasync.sync.writer import BatchWriter
 
 CHAT = "5511999990001@s.whatsapp.net"

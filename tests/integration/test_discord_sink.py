@@ -13,10 +13,10 @@ import pytest
 from PIL import Image
 
 from wasync.domain import events as ev
+from wasync.domain.batch import Batch
 from wasync.domain.models import Contact
 from wasync.engines.simulator.media import picture_jpeg
 from wasync.store.db import Database
-from wasync.sync.batch import Batch
 from wasync.sync.commit import commit_batch
 
 from ..waiting import eventually

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from wasync.domain import events as ev
+from wasync.domain.batch import Batch
 from wasync.domain.models import Chat, ChatKind, Message, MessageKey
 from wasync.store import queries
 from wasync.store.db import Database
 from wasync.store.sessions import ensure_session
-from wasync.sync.batch import Batch
 from wasync.sync.commit import commit_batch
 
 CHAT = "5511999990001@s.whatsapp.net"

@@ -10,6 +10,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import select, text
 
 from wasync.domain import events as ev
+from wasync.domain.batch import Batch
 from wasync.domain.models import (
     Chat,
     ChatKind,
@@ -29,7 +30,6 @@ from wasync.store.db import Database
 from wasync.store.migrate import upgrade
 from wasync.store.schema import chats, contacts, group_participants, messages, metadata, reactions
 from wasync.store.sessions import ensure_session
-from wasync.sync.batch import Batch
 from wasync.sync.commit import commit_batch
 
 ALICE = "5511999990001@s.whatsapp.net"

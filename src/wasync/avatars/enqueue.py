@@ -22,12 +22,12 @@ from collections.abc import Iterable
 from sqlalchemy import Connection, case, delete, func, select, update
 
 from wasync.avatars import records
+from wasync.domain.batch import Batch
 from wasync.domain.jid import parse_jid
 from wasync.errors import InvalidJID
 from wasync.store import jobs as J
 from wasync.store.schema import jobs
 from wasync.store.writes import WriteResult
-from wasync.sync.batch import Batch
 from wasync.sync.hooks import TransactionHook
 
 KIND = "avatar"

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, select
 
 from wasync.delivery.envelope import Event
+from wasync.domain.batch import Batch
 from wasync.domain.models import (
     Chat,
     ChatKind,
@@ -28,7 +29,6 @@ from wasync.domain.models import (
     Participant,
 )
 from wasync.store.schema import chats, contacts, group_participants, groups
-from wasync.sync.batch import Batch
 from wasync.sync.commit import status_of
 from wasync.sync.publish import chat_data, contact_data, message_data
 

@@ -19,9 +19,9 @@ from wasync.delivery.endpoints import EndpointCache
 from wasync.delivery.enqueue import enqueue_events
 from wasync.delivery.envelope import Event
 from wasync.delivery.topics import EVENT_TYPES
+from wasync.domain.batch import Batch
 from wasync.store.schema import sessions
 from wasync.store.writes import WriteResult
-from wasync.sync.batch import Batch
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from wasync.domain.batch import Batch
 from wasync.domain.models import Message, MessageAnchor, MessageKey
 from wasync.engines.base import Engine, changes_of
 from wasync.history import jobrows
@@ -19,7 +20,6 @@ from wasync.history.progress import HistoryProgress, ProgressListener, emit
 from wasync.store.db import Database
 from wasync.store.schema import messages
 from wasync.store.writes import WriteResult
-from wasync.sync.batch import Batch
 from wasync.sync.hooks import Hooks, TransactionHook
 from wasync.sync.initial import save_history_page
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from wasync.domain.batch import Batch
 from wasync.domain.models import Message
 from wasync.engines.base import CapabilityMissing, EngineError, NotConnected
 from wasync.history import gaps
@@ -29,7 +30,6 @@ from wasync.history.kinds import GAP_FILL, NOT_AVAILABLE, PRIORITY
 from wasync.history.progress import HistoryProgress
 from wasync.store import jobs as J
 from wasync.store.writes import WriteResult, mark_chat_error
-from wasync.sync.batch import Batch
 from wasync.sync.hooks import TransactionHook
 from wasync.workers.runner import Defer, Done, Outcome, Retry
 

@@ -15,12 +15,12 @@ import time
 from sqlalchemy import Connection
 
 from wasync.domain import events as ev
+from wasync.domain.batch import Batch
 from wasync.history import gaps, jobrows
 from wasync.history.kinds import GAP_SCAN, PRIORITY
 from wasync.history.options import HistoryOptions
 from wasync.store import jobs as J
 from wasync.store.writes import WriteResult
-from wasync.sync.batch import Batch
 
 
 class ReplayTracker:

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, Dialect, bindparam, case, delete, literal_column, or_, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
+from wasync.domain.batch import Batch
 from wasync.domain.jid import chat_kind_of
 from wasync.domain.models import Chat, Contact, Message, MessageKind
 from wasync.store import rows as R
@@ -36,7 +37,6 @@ from wasync.store.schema import (
     sync_state,
 )
 from wasync.store.upsert import upsert
-from wasync.sync.batch import Batch
 
 _CONTACT_FIELDS = ("name", "push_name", "business_name", "phone", "lid")
 _MESSAGE_FIELDS = (

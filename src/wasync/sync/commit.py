@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 
 from wasync.domain import events as ev
+from wasync.domain.batch import Batch
 from wasync.domain.events import SessionStatus
 from wasync.store.db import Database
 from wasync.store.sessions import set_jid, set_status
 from wasync.store.writes import WriteResult, write_batch
-from wasync.sync.batch import Batch
 from wasync.sync.hooks import Hooks, run_before_write
 
 

@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy import Connection
 
+from wasync.domain.batch import Batch
 from wasync.store.writes import WriteResult
-from wasync.sync.batch import Batch
 
 TransactionHook = Callable[[Connection, int, Batch, WriteResult], None]
 Hooks = Sequence[TransactionHook]

@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 
 from wasync.domain import events as ev
+from wasync.domain.batch import Batch
 from wasync.domain.models import (
     Chat,
     ChatFailure,
@@ -27,7 +28,6 @@ from wasync.domain.models import (
 from wasync.engines.base import Engine, EngineError, changes_of
 from wasync.store.db import Database
 from wasync.store.writes import mark_chat_error, mark_fully_synced, write_batch
-from wasync.sync.batch import Batch
 from wasync.sync.commit import commit_batch
 from wasync.sync.hooks import Hooks, run_before_write
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from wasync.bus import BusEvent
 from wasync.domain import events as ev
+from wasync.domain.batch import Batch
 from wasync.domain.models import Chat, Contact, Message
-from wasync.sync.batch import Batch
 from wasync.sync.commit import status_of
 
 

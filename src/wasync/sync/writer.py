@@ -14,11 +14,11 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from wasync.domain.batch import Batch
 from wasync.domain.events import Event
 from wasync.errors import StoreError
 from wasync.store.db import Database
 from wasync.store.writes import WriteResult
-from wasync.sync.batch import Batch
 from wasync.sync.commit import commit_batch
 from wasync.sync.hooks import Hooks
 
