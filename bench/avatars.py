@@ -34,8 +34,8 @@ from wasync.avatars.enqueue import KIND, enqueue_session
 from wasync.avatars.records import save_avatar
 from wasync.config import Settings
 from wasync.engines.simulator import Network, NetworkConfig, PictureState, SimulatorEngine
+from wasync.jobs import queries as queue
 from wasync.runtime import Runtime
-from wasync.store import jobs as J
 from wasync.store.db import Database
 
 SESSION = "bench"
@@ -110,10 +110,10 @@ async def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
             enqueue_session(conn, handle.session_id, max_attempts=5)
         started = time.perf_counter()
         worker.limiter.resume()
-        worker.wake()
+        runtime.jobs.wake()
         while True:
             with db.read() as conn:
-                counts = J.counts(conn, kind=KIND, session_id=handle.session_id)[KIND]
+                counts = queue.counts(conn, kind=KIND, session_id=handle.session_id)[KIND]
             if counts["queued"] + counts["running"] == 0:
                 break
             await asyncio.sleep(0.1)

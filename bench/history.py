@@ -1,6 +1,6 @@
 """History benchmark: "load full history" of one 100,000-message chat, against raw sqlite3.
 
-wasync's real path runs: a `history.backfill` job claimed by a HistoryWorker pages
+wasync's real path runs: a `history.backfill` job claimed by the process's job runner pages
 backwards through the simulator engine's `request_history`, committing each page
 with its sync state and job progress in one transaction. The simulator's artificial
 delays are zero; the time spent generating messages inside `request_history` is
@@ -27,13 +27,14 @@ import time
 from pathlib import Path
 
 from ingest import run_raw  # bench/ingest.py's baseline, the same rows and pragmas
+from wasync.config import Settings
 from wasync.domain.models import Message, MessageAnchor
 from wasync.engines.simulator import Network, NetworkConfig, SimulatorEngine
-from wasync.history import HistoryOptions, HistoryWorker, request_backfill
+from wasync.history import HistoryOptions, install, request_backfill
 from wasync.history.kinds import BACKFILL
-from wasync.store import jobs as J
+from wasync.jobs import queries as queue
+from wasync.runtime import Runtime
 from wasync.store.db import Database
-from wasync.store.sessions import ensure_session
 
 
 class TimedEngine(SimulatorEngine):
@@ -58,33 +59,29 @@ def peak_rss_mb() -> float:
 async def run_wasync(net: Network, db_path: Path, page_size: int) -> tuple[float, float, int]:
     chat = net.chat_jids()[0]
     db = Database(f"sqlite:///{db_path}")
-    db.migrate()
-    with db.write() as conn:
-        sid = ensure_session(conn, "bench", "simulator")
+    runtime = Runtime(Settings(data_dir=db_path.parent), db=db)
+    install(runtime, HistoryOptions(page_size=page_size), kinds=(BACKFILL,))
+    await runtime.start()
     engine = TimedEngine(net)
-    await engine.connect()
-    options = HistoryOptions(page_size=page_size, poll_interval=0.01)
-    worker = HistoryWorker(db, sid, "bench", engine, options=options, kinds=(BACKFILL,))
+    handle = await runtime.add_session("bench", engine, engine_name="simulator")
+    sid = handle.session_id
     started = time.perf_counter()
     with db.write() as conn:
         job_id = request_backfill(conn, sid, chat, full=True).job_id
     assert job_id is not None
-    await worker.start()
     while True:
         with db.read() as conn:
-            job = J.get_job(conn, job_id)
+            job = queue.get_job(conn, job_id)
         assert job is not None
         if job.state in ("done", "failed"):
             break
         await asyncio.sleep(0.005)
     elapsed = time.perf_counter() - started
-    await worker.stop()
-    await engine.close()
     if job.state != "done":
         raise SystemExit(f"the backfill failed: {job.last_error}")
     with db.read() as conn:
         stored = conn.exec_driver_sql("SELECT count(*) FROM messages").scalar_one()
-    db.close()
+    await runtime.stop()
     if stored != net.message_count(chat):
         raise SystemExit(f"lost rows: the chat has {net.message_count(chat)}, stored {stored}")
     return elapsed - engine.engine_seconds, engine.engine_seconds, int(stored)

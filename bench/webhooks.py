@@ -31,7 +31,7 @@ from wasync.delivery import endpoints as E
 from wasync.delivery.worker import Delivery
 from wasync.domain.events import MessageReceived
 from wasync.engines.simulator import Network, NetworkConfig
-from wasync.store import jobs as J
+from wasync.jobs import queries as queue
 from wasync.store.db import Database
 from wasync.store.sessions import ensure_session
 from wasync.sync.writer import BatchWriter
@@ -78,7 +78,7 @@ def mirror(tmp: Path, name: str, subscribe: bool) -> tuple[Database, int, Delive
 
 def jobs_in(db: Database) -> int:
     with db.read() as conn:
-        return sum(J.counts(conn, kind="webhook")["webhook"].values())
+        return sum(queue.counts(conn, kind="webhook")["webhook"].values())
 
 
 async def run(n: int, seed: int) -> dict[str, object]:

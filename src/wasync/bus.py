@@ -39,6 +39,10 @@ class BusEvent:
     data: dict[str, Any]
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     timestamp: float = field(default_factory=time.time)
+    # The node that published it, when another node did (cluster/events.py); None for
+    # this process's own events. Side effects (webhooks of sync progress, the first
+    # sync after pairing) belong to the process where the event happened.
+    origin: str | None = None
 
     def envelope(self) -> dict[str, Any]:
         return {
@@ -58,16 +62,20 @@ class Subscription:
         maxsize: int,
         topics: Iterable[str] | None,
         session: str | None,
+        local: bool = False,
     ) -> None:
         self._bus = bus
         self._queue: asyncio.Queue[BusEvent | None] = asyncio.Queue(maxsize)
         self.topics = frozenset(topics) if topics is not None else None
         self.session = session
+        self.local = local
         self.dropped = 0
         self.closed = False
 
     def wants(self, event: BusEvent) -> bool:
         if self.session is not None and event.session != self.session:
+            return False
+        if self.local and event.origin is not None:
             return False
         return self.topics is None or event.topic in self.topics
 
@@ -115,8 +123,11 @@ class EventBus:
         topics: Iterable[str] | None = None,
         session: str | None = None,
         maxsize: int = 1000,
+        local: bool = False,
     ) -> Subscription:
-        sub = Subscription(self, maxsize=maxsize, topics=topics, session=session)
+        """Events of `topics` (all: None) of `session` (all: None); with `local`, only
+        those of this process (not those other nodes relayed)."""
+        sub = Subscription(self, maxsize=maxsize, topics=topics, session=session, local=local)
         self._subs.add(sub)
         return sub
 

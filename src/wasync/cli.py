@@ -118,7 +118,7 @@ async def _sync(
     show: bool,
 ) -> SyncReport:
     from wasync.engines.factory import make_engine
-    from wasync.sync.session import SessionSync
+    from wasync.sessions.host import hosted_session
 
     db = open_database(settings)
     engine = make_engine(engine_name, seed=seed, scale=scale, session=session, settings=settings)
@@ -136,28 +136,18 @@ async def _sync(
     def on_progress(p: SyncProgress) -> None:
         progress.update(task, total=p.n_chats, completed=p.current_chat, chat=p.chat_id or "")
 
-    runner = SessionSync(
+    async with hosted_session(
+        settings,
         db,
-        engine,
         session,
+        engine,
         engine_name=engine_name,
-        limit_per_chat=limit_per_chat,
-        on_progress=on_progress,
-    )
-    try:
+        command=f"sync --session {session}",
+    ) as handle:
         with progress:
-            await runner.start()
-            report = await runner.initial_sync()
-            await runner.flush()
+            report = await handle.sync.initial_sync(limit_per_chat, on_progress=on_progress)
+            await handle.sync.flush()
         return report
-    finally:
-        await runner.stop()
-        close = getattr(engine, "close", None)
-        if close is not None:
-            result = close()
-            if asyncio.iscoroutine(result):
-                await result
-        db.close()
 
 
 @app.command()

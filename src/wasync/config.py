@@ -26,6 +26,19 @@ class Settings(BaseSettings):
     limit_per_chat: int = Field(
         default=20, ge=0, description="Messages per chat fetched by the initial sparse sync."
     )
+    # Running sessions: which process holds each one (README: Scaling out).
+    lease_seconds: float = Field(
+        default=15.0,
+        ge=3,
+        le=600,
+        description="PostgreSQL: a session's lease; a node that stops renewing it (dead, "
+        "paused, cut off) loses its sessions to the others after this many seconds.",
+    )
+    node_name: str | None = Field(
+        default=None,
+        description="This node's name in the cluster (unique among running nodes); "
+        "default: the host name and process id.",
+    )
     # HTTP API, live events and web UI (`wasync serve`, `wasync demo`).
     host: str = Field(default="127.0.0.1", description="Address `wasync serve` binds.")
     port: int = Field(
@@ -166,6 +179,12 @@ class Settings(BaseSettings):
     )
     webhook_concurrency: int = Field(
         default=4, ge=1, description="Deliveries in flight at once, per process."
+    )
+    webhook_endpoint_concurrency: int = Field(
+        default=2,
+        ge=1,
+        description="Deliveries to one endpoint in flight at once, per process: a slow "
+        "endpoint cannot take every slot from the others.",
     )
     webhook_lease_seconds: float = Field(
         default=60.0,

@@ -28,3 +28,11 @@ class StoreError(WasyncError):
 
 class ConfigError(WasyncError):
     """A setting is missing or malformed."""
+
+
+class NotFound(WasyncError):
+    """Something asked for does not exist (the API answers 404)."""
+
+
+class Conflict(WasyncError):
+    """The request clashes with the current state, e.g. a sync already running (409)."""

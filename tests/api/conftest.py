@@ -21,8 +21,8 @@ from fastapi import FastAPI
 from wasync.api.app import asgi_app, create_app
 from wasync.api.install import api_services
 from wasync.api.session_control import SessionControl
-from wasync.api.session_engines import EngineFactory, SimulatorOptions
 from wasync.config import Settings
+from wasync.engines.factory import EngineFactory, SimulatorOptions
 from wasync.engines.simulator import Faults, Network, SimulatorEngine
 from wasync.runtime import Runtime
 from wasync.store.db import Database
@@ -51,7 +51,7 @@ async def start_runtime(db_url: str, data_dir: Path) -> tuple[Runtime, SessionCo
     settings = Settings(data_dir=data_dir, database_url=db_url, simulator_seed=SEED)
     runtime = Runtime(settings, db=Database(db_url))
     control, _ = api_services(runtime)
-    control.engines = EngineFactory(settings, SimulatorOptions(seed=SEED))
+    runtime.manager.engines = EngineFactory(settings, SimulatorOptions(seed=SEED))
     await runtime.start()
     return runtime, control
 

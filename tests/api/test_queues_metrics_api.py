@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from wasync.store import jobs as J
-from wasync.store.retry import RetryDecision
+from wasync.jobs import queries as queue
+from wasync.jobs.policy import RetryDecision
 
 from .conftest import SESSION, Api
 
@@ -16,17 +16,19 @@ def _seed_jobs(api: Api) -> dict[str, int]:
     ids: dict[str, int] = {}
     with api.runtime.db.write() as conn:
         for i in range(5):
-            J.enqueue(conn, "avatar", session_id=api.session_id, unique_key=f"q{i}", now=now)
+            queue.enqueue(conn, "avatar", session_id=api.session_id, unique_key=f"q{i}", now=now)
         for key in ("ok", "bad", "flaky"):
-            job_id = J.enqueue(conn, "avatar", session_id=api.session_id, unique_key=key, now=now)
+            job_id = queue.enqueue(
+                conn, "avatar", session_id=api.session_id, unique_key=key, now=now
+            )
             assert job_id is not None
             ids[key] = job_id
-        claimed = J.claim(conn, ["avatar"], "w", limit=8, now=now)
+        claimed = queue.claim(conn, ["avatar"], "w", limit=8, now=now)
         by_key = {job.unique_key: job for job in claimed}
-        J.complete(conn, by_key["ok"].id, "w", now=now)
-        J.fail(conn, by_key["bad"].id, "w", "404 no picture", RetryDecision(None), now=now)
-        J.fail(conn, by_key["flaky"].id, "w", "timeout", RetryDecision(now + 60), now=now)
-        J.enqueue(conn, "history", session_id=api.session_id, unique_key="h", now=now)
+        queue.complete(conn, by_key["ok"].id, "w", now=now)
+        queue.fail(conn, by_key["bad"].id, "w", "404 no picture", RetryDecision(None), now=now)
+        queue.fail(conn, by_key["flaky"].id, "w", "timeout", RetryDecision(now + 60), now=now)
+        queue.enqueue(conn, "history", session_id=api.session_id, unique_key="h", now=now)
     return ids
 
 

@@ -13,11 +13,11 @@ from sqlalchemy import select
 from wasync.avatars import AvatarConfig, AvatarService, Pace, install
 from wasync.avatars.enqueue import KIND
 from wasync.avatars.storage import AvatarStorage
-from wasync.avatars.worker import SessionWorker
+from wasync.avatars.worker import SessionAvatars
 from wasync.config import Settings
 from wasync.engines.simulator import Faults, MediaServer, Network, PictureState, SimulatorEngine
+from wasync.jobs import queries as queue
 from wasync.runtime import Runtime
-from wasync.store import jobs as J
 from wasync.store.db import Database
 from wasync.store.schema import chats, contacts
 
@@ -54,7 +54,7 @@ class Harness:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def worker(self) -> SessionWorker:
+    def worker(self) -> SessionAvatars:
         return self.service.workers[SESSION]
 
     @property
@@ -84,7 +84,7 @@ class Harness:
 
     def job_counts(self) -> dict[str, int]:
         with self.db.read() as conn:
-            return J.counts(conn, kind=KIND, session_id=self.session_id)[KIND]
+            return queue.counts(conn, kind=KIND, session_id=self.session_id)[KIND]
 
     def pending(self) -> int:
         counts = self.job_counts()

@@ -2,7 +2,7 @@
 
 `dispatch()` serializes events and hands them to `client.event.execute` from a
 thread, exactly as the Go side does; `Mirror` drains the engine's `events()` into a
-BatchWriter the way SessionSync does, so a test can assert on committed rows.
+the writer the way SessionSync does, so a test can assert on committed rows.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from wasync.engines.neonize import NeonizeEngine, NeonizeOptions, loader
 from wasync.sessions.location import SessionStore
 from wasync.store.db import Database
 from wasync.store.sessions import ensure_session
-from wasync.sync.writer import BatchWriter
+from wasync.sync.writer import GroupWriter
 
 N = loader.module("proto")
 E = loader.module("e2e")
@@ -157,7 +157,7 @@ def new_engine(path: Path, **options: Any) -> NeonizeEngine:
 
 
 class Mirror:
-    """engine.events() -> BatchWriter, as SessionSync wires them."""
+    """engine.events() -> the writer, as SessionSync wires them."""
 
     def __init__(self, engine: NeonizeEngine, db: Database) -> None:
         self.engine = engine
@@ -166,13 +166,13 @@ class Mirror:
         engine.add_listener(self.emitted.append)
         with db.write() as conn:
             self.session_id = ensure_session(conn, "t", "neonize")
-        self.writer = BatchWriter(db, self.session_id, max_delay=0.01)
+        self.group = GroupWriter(db, max_delay=0.01)
+        self.writer = self.group.attach(self.session_id)
         self.consumed = 0
         self._moved = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Mirror:
-        self.writer.start()
         self._pump = asyncio.create_task(self._run())
         return self
 
@@ -180,7 +180,7 @@ class Mirror:
         await self.engine.disconnect()
         if self._pump is not None:
             await self._pump
-        await self.writer.close()
+        await self.group.close()
 
     async def _run(self) -> None:
         async for event in self.engine.events():

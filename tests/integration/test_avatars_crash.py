@@ -18,8 +18,8 @@ from wasync.avatars.records import save_avatar
 from wasync.avatars.storage import AvatarStorage
 from wasync.config import Settings
 from wasync.engines.simulator import Faults, MediaServer, Network, PictureState, SimulatorEngine
+from wasync.jobs import queries as queue
 from wasync.runtime import Runtime
-from wasync.store import jobs as J
 from wasync.store.db import Database
 from wasync.store.sessions import ensure_session
 
@@ -84,9 +84,9 @@ async def second_worker(
         await runtime.stop()
 
 
-def the_job(db: Database) -> J.Job:
+def the_job(db: Database) -> queue.Job:
     with db.read() as conn:
-        job = J.get_job(conn, 1)
+        job = queue.get_job(conn, 1)
     assert job is not None and job.kind == KIND
     return job
 
@@ -141,7 +141,7 @@ async def test_a_worker_dying_after_storing_costs_no_download(db: Database, tmp_
     with db.write() as conn:
         sid = ensure_session(conn, SESSION, "simulator")
         enqueue_avatars(conn, sid, [jid], Reason.MANUAL, max_attempts=3)
-        (claimed,) = J.claim(conn, (KIND,), "dead-worker", lease_seconds=LEASE)
+        (claimed,) = queue.claim(conn, (KIND,), "dead-worker", lease_seconds=LEASE)
         storage.write(SESSION, jid, network.picture_bytes(jid, picture_id))
         path = storage.url_for(SESSION, jid)
         save_avatar(conn, sid, jid, picture=path, picture_id=picture_id, now=int(time.time()))

@@ -12,7 +12,7 @@ from sqlalchemy import update
 from wasync.avatars import Pace, records
 from wasync.avatars.enqueue import DONE_RETENTION, KIND, prune_done
 from wasync.engines.simulator import Faults, PictureState
-from wasync.store import jobs as J
+from wasync.jobs import queries as queue
 from wasync.store.db import Database
 from wasync.store.schema import chats, contacts, jobs
 
@@ -198,7 +198,7 @@ async def test_transient_failures_retry_with_backoff_then_stay_visible(
         counts = h.job_counts()
         assert counts["failed"] == len(jids) and counts["done"] == 0
         with db.read() as conn:
-            errors = J.recent_errors(conn, kind=KIND, session_id=h.session_id, limit=100)
+            errors = queue.recent_errors(conn, kind=KIND, session_id=h.session_id, limit=100)
         assert {e["attempts"] for e in errors} == {h.service.config.max_attempts}
         assert all("simulated fault" in e["last_error"] for e in errors)
         assert len(h.engine.picture_requests) == len(jids) * h.service.config.max_attempts
@@ -208,8 +208,7 @@ async def test_transient_failures_retry_with_backoff_then_stay_visible(
         h.engine.faults.download_failure_rate = 0.5
         with db.write() as conn:
             for e in errors:
-                assert J.retry_failed(conn, e["id"])
-        h.worker.wake()
+                assert queue.retry_failed(conn, e["id"])
         await h.settle()
         h.assert_pictures_mirrored()
         assert h.job_counts() == {"queued": 0, "running": 0, "done": len(jids), "failed": 0}
@@ -234,7 +233,7 @@ async def test_non_image_and_oversized_pictures_are_rejected_and_nothing_is_writ
         with db.read() as conn:
             errors = {
                 e["unique_key"]: e
-                for e in J.recent_errors(conn, kind=KIND, session_id=h.session_id)
+                for e in queue.recent_errors(conn, kind=KIND, session_id=h.session_id)
             }
         assert "not a valid image" in errors[fake]["last_error"]
         assert "cap" in errors[huge]["last_error"]
@@ -271,7 +270,7 @@ async def test_worker_waits_while_the_session_is_offline(db: Database, tmp_path:
         await h.runtime.sync_chats(SESSION, 0)
         await h.engine.disconnect()
         h.worker.limiter.resume()
-        h.worker.wake()
+        h.runtime.jobs.wake()
         await asyncio.sleep(0.2)  # several polls of an idle worker
         assert h.engine.picture_requests == []
         assert h.pending() == len(h.mirrored_jids())
@@ -311,7 +310,7 @@ async def test_stale_pictures_come_oldest_first_and_recent_failures_stay_out(
             conn.execute(
                 update(jobs)
                 .where(jobs.c.kind == KIND, jobs.c.unique_key == jids[0])
-                .values(state=J.JobState.FAILED.value, finished_at=now - 10)
+                .values(state=queue.JobState.FAILED.value, finished_at=now - 10)
             )
         assert stale(now) == jids[1:4]
         assert stale(now + 100)[0] == jids[0]

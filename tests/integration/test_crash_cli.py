@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from wasync.engines.simulator import Network
 from wasync.errors import StoreError
-from wasync.store import jobs as J
+from wasync.jobs import queries as queue
 from wasync.store import queries
 from wasync.store.db import Database
 from wasync.store.schema import jobs, messages
@@ -95,7 +95,7 @@ def test_killed_sync_and_history_resume_to_an_exact_mirror(tmp_path: Path) -> No
         assert_no_duplicates(db)
         with db.read() as conn:
             state = queries.get_sync_state(conn, sid, chat)
-            backfills = [J.Job.from_row(r) for r in conn.execute(select(jobs))]
+            backfills = [queue.Job.from_row(r) for r in conn.execute(select(jobs))]
         assert state is not None and state.fully_synced
         assert [j.state for j in backfills] == ["done"]  # one job, resumed each time
         # Every page counted once: none repeated, none skipped.

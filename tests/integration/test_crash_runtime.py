@@ -30,8 +30,8 @@ from wasync.config import Settings
 from wasync.domain.events import Event
 from wasync.engines.simulator import Faults, Network, NetworkConfig, SimulatorEngine
 from wasync.history import HistoryOptions, install
+from wasync.jobs import queries as job_queue
 from wasync.runtime import Runtime
-from wasync.store import jobs as J
 from wasync.store import queries
 from wasync.store.db import Database
 from wasync.store.schema import messages
@@ -77,7 +77,7 @@ def _mark(phase: str) -> None:
 async def _idle(db: Database, session_id: int) -> None:
     while True:
         with db.read() as conn:
-            counts = J.counts(conn, session_id=session_id)
+            counts = job_queue.counts(conn, session_id=session_id)
         if all(c["queued"] + c["running"] == 0 for k, c in counts.items() if "history" in k):
             return
         await asyncio.sleep(0.02)
@@ -209,7 +209,7 @@ def test_killed_at_random_moments_the_mirror_still_equals_the_network(
                 select(messages.c.chat_jid, messages.c.sender_jid, messages.c.message_id)
             ).all()
             states = [queries.get_sync_state(conn, 1, jid) for jid in net.chat_jids()]
-            counts = J.counts(conn, session_id=1)
+            counts = job_queue.counts(conn, session_id=1)
         assert len(keys) == len(set(keys))  # no duplicate row, and no placeholder left
         assert sorted(m.key for m in stored) == sorted(m.key for m in net.iter_all_messages())
         assert all(s is not None and s.fully_synced and s.gap_status is None for s in states)

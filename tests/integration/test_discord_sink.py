@@ -108,7 +108,6 @@ async def test_removed_pictures_and_status_changes_are_posted_as_text(
             batch = Batch()
             batch.add(ev.LoggedOut("logged out from the phone"))
             commit_batch(h.db, h.sid, batch, [h.delivery.recorder])
-            h.service.wake()
             await eventually(lambda: len(server.posts) == 2)
             await eventually(h.settled)
     texts = [p.payload.get("content") for p in server.posts if p.payload.get("content")]

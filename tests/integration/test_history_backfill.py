@@ -12,17 +12,17 @@ import pytest
 
 from wasync.engines.base import Capabilities, CapabilityMissing
 from wasync.engines.simulator import SimulatorEngine
-from wasync.history import HistoryWorker, request_backfill
+from wasync.history import request_backfill
 from wasync.history.kinds import BACKFILL
-from wasync.store import jobs as J
+from wasync.jobs import queries as queue
+from wasync.jobs.queries import PROCESS_TOKEN
 from wasync.store import queries
 from wasync.store.db import Database
 from wasync.store.sessions import ensure_session
-from wasync.workers.runner import PROCESS_TOKEN
 
 from ..waiting import eventually
 from .mirror import assert_no_duplicates, comparable
-from .test_history_support import FAST, one_chat_network, running
+from .test_history_support import one_chat_network, running
 
 
 async def test_full_history_of_a_10000_message_chat(db: Database) -> None:
@@ -105,7 +105,7 @@ REUSED_TOKEN = "0ldp1d00"
 
 def lease_owner(db: Database, job_id: int) -> str | None:
     with db.read() as conn:
-        job = J.get_job(conn, job_id)
+        job = queue.get_job(conn, job_id)
     return job.lease_owner if job is not None else None
 
 
@@ -117,50 +117,66 @@ def dead_pid() -> int:
     return gone.pid
 
 
-async def test_a_job_of_a_dead_process_is_taken_over_at_once(db: Database, dead_pid: int) -> None:
+async def test_jobs_of_whoever_ran_the_session_before_are_taken_over_at_once(
+    db: Database, dead_pid: int
+) -> None:
+    """A process that takes a session over resumes its running history jobs at once,
+    whoever leased them (a process that died, one with our pid before a restart, a node
+    that lost the session): none of them can record anything for it any more."""
     net = one_chat_network(600)
     chat = net.chat_jids()[0]
     host = socket.gethostname()
     # Our pid, but an earlier process's (a restarted container's pid 1, say).
-    reused = f"history-default:{host}:{os.getpid()}:{REUSED_TOKEN}-gone01"
-    engine = SimulatorEngine(net)
-    await engine.connect()
+    reused = f"history-default:{host}:{os.getpid()}:{REUSED_TOKEN}"
+    keys = [chat, "reused@s.whatsapp.net", "other@s.whatsapp.net"]
     with db.write() as conn:
         sid = ensure_session(conn, "default", "simulator")
         owned = {}
         for owner, key in [
             (f"history-default:{host}:{dead_pid}:dead01", chat),
-            (
-                f"history-default:{host}:{os.getpid()}:{PROCESS_TOKEN}-alive1",
-                "alive@s.whatsapp.net",
-            ),
-            (reused, "reused@s.whatsapp.net"),
-            (f"history-default:elsewhere:{dead_pid}:other1", "other@s.whatsapp.net"),
+            (reused, keys[1]),
+            (f"history-default:elsewhere:{dead_pid}:other1", keys[2]),
         ]:
             job_id = request_backfill(conn, sid, key, full=True).job_id
             assert job_id is not None
-            claimed = J.claim(conn, [BACKFILL], owner, lease_seconds=3_600, session_id=sid)
+            claimed = queue.claim(conn, [BACKFILL], owner, lease_seconds=3_600, session_id=sid)
             owned[key] = claimed[0].id
-    worker = HistoryWorker(db, sid, "default", engine, options=FAST, kinds=(BACKFILL,))
-    await worker.start()
-    try:
+    async with running(db, SimulatorEngine(net), initial_sync=False) as h:
         await eventually(lambda: job_state(db, owned[chat]) == "done")
-        await eventually(lambda: lease_owner(db, owned["reused@s.whatsapp.net"]) != reused)
-        # Leases of live workers, or of workers on other hosts, are left to expire.
-        assert job_state(db, owned["alive@s.whatsapp.net"]) == "running"
-        assert job_state(db, owned["other@s.whatsapp.net"]) == "running"
-    finally:
-        await worker.stop()
-        await engine.close()
-    with db.read() as conn:
-        assert [m.key for m in queries.all_messages(conn, sid, chat)] == [
-            m.key for m in net.messages(chat)
-        ]
+        for key in keys[1:]:  # no such chat: they run, and fail, instead of waiting
+            await eventually(lambda key=key: lease_owner(db, owned[key]) != reused)
+        with db.read() as conn:
+            assert [m.key for m in queries.all_messages(conn, h.session_id, chat)] == [
+                m.key for m in net.messages(chat)
+            ]
+
+
+def test_a_dead_process_leases_are_released_and_live_ones_kept(db: Database, dead_pid: int) -> None:
+    """At start the runner frees jobs (of every kind) leased by a dead process of this
+    host, at once; a live process's leases and other hosts' expire on their own."""
+    host = socket.gethostname()
+    with db.write() as conn:
+        sid = ensure_session(conn, "default", "simulator")
+        owners = {
+            "dead": f"jobs:{host}:{dead_pid}:dead01",
+            "reused": f"jobs:{host}:{os.getpid()}:{REUSED_TOKEN}",
+            "alive": f"jobs:{host}:{os.getpid()}:{PROCESS_TOKEN}",
+            "elsewhere": f"jobs:elsewhere:{dead_pid}:other1",
+        }
+        ids = {}
+        for name, owner in owners.items():
+            queue.enqueue(conn, "webhook", session_id=sid, unique_key=name)
+            ids[name] = queue.claim(conn, ["webhook"], owner, lease_seconds=3_600)[0].id
+        released = queue.release_dead_leases(conn, ["webhook"])
+    assert released == 2
+    with db.write() as conn:
+        again = {job.id for job in queue.claim(conn, ["webhook"], "me", limit=10)}
+    assert again == {ids["dead"], ids["reused"]}
 
 
 def job_state(db: Database, job_id: int) -> str:
     with db.read() as conn:
-        job = J.get_job(conn, job_id)
+        job = queue.get_job(conn, job_id)
     assert job is not None
     return job.state
 
@@ -169,38 +185,30 @@ async def test_full_history_asked_as_the_last_page_lands_is_not_dropped(db: Data
     """ "Load full history" clicked while a "load older" job commits its last page."""
     net = one_chat_network(1_000)
     chat = net.chat_jids()[0]
-    engine = SimulatorEngine(net)
-    await engine.connect()
-    with db.write() as conn:
-        sid = ensure_session(conn, "default", "simulator")
-        first = request_backfill(conn, sid, chat, full=False, pages=1)
     answers = []
+    async with running(db, SimulatorEngine(net), initial_sync=False) as h:
+        sid = h.session_id
 
-    def on_progress(progress: object) -> None:
-        if getattr(progress, "done", False) and not answers:
-            with db.write() as conn:  # between the page's commit and the job's end
-                answers.append(request_backfill(conn, sid, chat, full=True))
+        def on_progress(progress: object) -> None:
+            if getattr(progress, "done", False) and not answers:
+                with db.write() as conn:  # between the page's commit and the job's end
+                    answers.append(request_backfill(conn, sid, chat, full=True))
 
-    worker = HistoryWorker(
-        db, sid, "default", engine, options=FAST, kinds=(BACKFILL,), on_progress=on_progress
-    )
-    await worker.start()
-    try:
+        h.service.listen("default", on_progress)
+        with db.write() as conn:
+            first = request_backfill(conn, sid, chat, full=False, pages=1)
 
         def all_done() -> bool:
             with db.read() as conn:
-                counts = J.counts(conn, kind=BACKFILL, session_id=sid)[BACKFILL]
+                counts = queue.counts(conn, kind=BACKFILL, session_id=sid)[BACKFILL]
             return bool(answers) and counts["queued"] + counts["running"] == 0
 
         await eventually(all_done, within=30)
-    finally:
-        await worker.stop()
-        await engine.close()
-    assert answers[0].status in ("already_queued", "queued") and answers[0].job_id
-    with db.read() as conn:
-        state = queries.get_sync_state(conn, sid, chat)
-        stored = queries.all_messages(conn, sid, chat)
-        job = J.get_job(conn, first.job_id)
-    assert job is not None and job.state == "done"
-    assert state is not None and state.fully_synced
-    assert len(stored) == net.message_count(chat)
+        assert answers[0].status in ("already_queued", "queued") and answers[0].job_id
+        with db.read() as conn:
+            state = queries.get_sync_state(conn, sid, chat)
+            stored = queries.all_messages(conn, sid, chat)
+            job = queue.get_job(conn, first.job_id)
+        assert job is not None and job.state == "done"
+        assert state is not None and state.fully_synced
+        assert len(stored) == net.message_count(chat)

@@ -15,8 +15,8 @@ from wasync.config import Settings
 from wasync.domain.models import Message
 from wasync.engines.simulator import Network, NetworkConfig, SimulatorEngine
 from wasync.history import HistoryOptions, HistoryService, install
+from wasync.jobs import queries as queue
 from wasync.runtime import Runtime, SessionHandle
-from wasync.store import jobs as J
 from wasync.store.db import Database
 from wasync.store.schema import jobs
 
@@ -65,18 +65,18 @@ class Harness:
                 self.seen.append(event.data)
         return self.seen
 
-    def job(self, job_id: int) -> J.Job:
+    def job(self, job_id: int) -> queue.Job:
         with self.db.read() as conn:
-            found = J.get_job(conn, job_id)
+            found = queue.get_job(conn, job_id)
         assert found is not None
         return found
 
-    def jobs(self, kind: str) -> list[J.Job]:
+    def jobs(self, kind: str) -> list[queue.Job]:
         with self.db.read() as conn:
             rows = conn.execute(select(jobs).where(jobs.c.kind == kind).order_by(jobs.c.id))
-            return [J.Job.from_row(r) for r in rows]
+            return [queue.Job.from_row(r) for r in rows]
 
-    async def finished(self, job_id: int, within: float = 60.0) -> J.Job:
+    async def finished(self, job_id: int, within: float = 60.0) -> queue.Job:
         await eventually(lambda: self.job(job_id).state in ("done", "failed"), within)
         return self.job(job_id)
 
@@ -106,7 +106,7 @@ class Harness:
 
         def quiet() -> bool:
             with self.db.read() as conn:
-                counts = J.counts(conn, session_id=self.session_id)
+                counts = queue.counts(conn, session_id=self.session_id)
             return all(
                 c["queued"] == 0 and c["running"] == 0
                 for kind, c in counts.items()

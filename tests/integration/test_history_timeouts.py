@@ -3,16 +3,18 @@ the other chats unaffected (backfill and gap fill alike)."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass, field
 
 from wasync.domain.models import Message, MessageAnchor
 from wasync.engines.simulator import Faults, Network, SimulatorEngine
+from wasync.history import HistoryOptions
+from wasync.jobs.policy import RetryDecision, RetryPolicy
 from wasync.store import queries
 from wasync.store.db import Database
-from wasync.store.retry import RetryDecision, RetryPolicy
 
-from .test_history_support import FAST, Harness, assert_mirror_covers, running
+from .test_history_support import FAST, assert_mirror_covers, running
 
 
 @dataclass(frozen=True)
@@ -37,13 +39,12 @@ class RecordingPolicy(RetryPolicy):
         return decision
 
 
-def record_decisions(h: Harness) -> RecordingPolicy:
-    runner = h.service.workers["default"].runner
+def recording() -> tuple[RecordingPolicy, HistoryOptions]:
+    """A policy that notes its decisions, and history options that retry by it."""
     policy = RecordingPolicy(
         max_attempts=FAST.max_attempts, base_delay=FAST.retry_delay, max_delay=FAST.retry_max_delay
     )
-    runner.policy = policy
-    return policy
+    return policy, dataclasses.replace(FAST, retry_policy=policy)
 
 
 async def test_a_chat_whose_history_times_out_fails_visibly_and_alone(db: Database) -> None:
@@ -51,8 +52,8 @@ async def test_a_chat_whose_history_times_out_fails_visibly_and_alone(db: Databa
     chats = sorted(net.chat_jids(), key=net.message_count, reverse=True)
     bad, good = chats[0], chats[1:4]
     engine = SimulatorEngine(net, Faults(history_timeout=0.01))
-    async with running(db, engine, limit_per_chat=5) as h:
-        policy = record_decisions(h)
+    policy, options = recording()
+    async with running(db, engine, limit_per_chat=5, options=options) as h:
         engine.faults.timeout_chats = frozenset({bad})
         requests = [await h.service.request("default", jid, full=True) for jid in (bad, *good)]
         jobs = [await h.finished(r.job_id or 0) for r in requests]

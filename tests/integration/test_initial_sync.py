@@ -10,19 +10,17 @@ from wasync.engines.simulator import Faults, Network, SimulatorEngine
 from wasync.store import queries
 from wasync.store.db import Database
 from wasync.store.schema import messages
-from wasync.sync.session import SessionSync
 
 from .mirror import assert_directory_mirrored, assert_messages_equal, assert_no_duplicates
+from .standalone import Standalone
 
 
 async def _sync(
     db: Database, engine: SimulatorEngine, limit: int, progress: list[SyncProgress] | None = None
-) -> tuple[SessionSync, object]:
-    runner = SessionSync(
+) -> tuple[Standalone, object]:
+    runner = Standalone(
         db,
         engine,
-        "default",
-        engine_name="simulator",
         limit_per_chat=limit,
         on_progress=progress.append if progress is not None else None,
     )

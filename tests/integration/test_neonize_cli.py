@@ -31,6 +31,7 @@ from tests.integration.neonize_protos import (
 )
 from wasync.cli import app
 from wasync.commands.pair import PairProgress, _pair
+from wasync.config import Settings
 from wasync.domain.events import SessionStatus
 from wasync.store.db import Database, sqlite_url_for
 from wasync.store.schema import messages, sessions
@@ -157,7 +158,8 @@ async def test_pair_flow_links_records_the_account_and_mirrors_history(
         sid = ensure_session(conn, "t", "neonize")
     progress = PairProgress(sys.stdout, show_qr=True)
     engine.add_listener(progress.on_event)
-    await _pair(db, engine, "t", sid, progress, None, wait=30, settle=30)
+    settings = Settings(data_dir=tmp_path, database_url=db.url)
+    await _pair(settings, db, engine, "t", sid, progress, None, wait=30, settle=30)
 
     out = capsys.readouterr().out
     assert "Linked devices" in out and "linked as +5511988880008" in out

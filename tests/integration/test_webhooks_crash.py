@@ -91,10 +91,10 @@ def ids_of(receiver: WebhookReceiver) -> list[str]:
 
 
 def all_done(db: Database) -> bool:
-    from wasync.store import jobs as J
+    from wasync.jobs import queries as queue
 
     with db.read() as conn:
-        counts = J.counts(conn, kind="webhook")["webhook"]
+        counts = queue.counts(conn, kind="webhook")["webhook"]
     return counts["done"] == EVENTS
 
 

@@ -74,7 +74,6 @@ async def test_gone_is_dead_lettered_at_once_and_retried_by_hand(
         assert listed[0]["event"] == "avatar" and listed[0]["state"] == "failed"
 
         assert admin.retry_deliveries(db, "default") == (1, [])
-        h.service.wake()
         await eventually(h.settled)
         assert [j.state for j in h.deliveries()] == ["done"]
     got = receiver.on("/gone")
@@ -131,7 +130,6 @@ async def test_ping_reaches_the_endpoint_whatever_its_filter(
         endpoint = await h.endpoint(url, ["message"])
         event = Event.occurrence("default", "ping", {"message": "test"})
         assert h.delivery.enqueue("default", [event], endpoint_id=endpoint.id) == 1
-        h.service.wake()
         await eventually(lambda: len(receiver.on("/ping")) == 1)
     (got,) = receiver.on("/ping")
     assert got.signed and got.json()["event"] == "ping" and got.json()["id"] == event.id

@@ -13,8 +13,8 @@ from sqlalchemy import select
 from wasync.config import Settings
 from wasync.delivery import Delivery, DeliveryService, admin, delivery_of, install
 from wasync.delivery.endpoints import Endpoint
+from wasync.jobs import queries as queue
 from wasync.runtime import Runtime
-from wasync.store import jobs as J
 from wasync.store.db import Database
 from wasync.store.schema import jobs
 from wasync.store.sessions import ensure_session
@@ -49,17 +49,16 @@ class Harness:
         """What the avatar worker does: an outbox record in its own write transaction."""
         with self.db.write() as conn:
             self.runtime.outbox.record(conn, self.sid, topic, data)
-        self.service.wake()
 
-    def deliveries(self, state: str | None = None) -> list[J.Job]:
+    def deliveries(self, state: str | None = None) -> list[queue.Job]:
         with self.db.read() as conn:
             stmt = select(jobs).where(jobs.c.kind.in_(("webhook", "discord")))
             if state is not None:
                 stmt = stmt.where(jobs.c.state == state)
-            return [J.Job.from_row(r) for r in conn.execute(stmt.order_by(jobs.c.id))]
+            return [queue.Job.from_row(r) for r in conn.execute(stmt.order_by(jobs.c.id))]
 
     def settled(self) -> bool:
-        return not any(j.state in J.PENDING for j in self.deliveries())
+        return not any(j.state in queue.PENDING for j in self.deliveries())
 
 
 def avatar_data(jid: str, picture_id: str, sha256: str = "0" * 64) -> dict[str, Any]:

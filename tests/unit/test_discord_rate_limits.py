@@ -8,7 +8,7 @@ import time
 import httpx
 
 from wasync.delivery.discord import post, text_message
-from wasync.workers.runner import Defer, Retry
+from wasync.jobs.outcome import Defer, Retry
 
 URL = "https://discord.test/api/webhooks/1/token"
 

@@ -20,7 +20,7 @@ from wasync.delivery.signing import (
     verify,
 )
 from wasync.delivery.webhook_sink import judge
-from wasync.workers.runner import Done, Retry
+from wasync.jobs.outcome import Done, Retry
 
 SECRET = "whsec_test-secret-0123456789"
 

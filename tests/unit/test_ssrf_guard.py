@@ -25,7 +25,7 @@ from wasync.delivery.ssrf import (
     why_unsafe,
 )
 from wasync.errors import ConfigError
-from wasync.workers.runner import Retry
+from wasync.jobs.outcome import Retry
 
 PUBLIC = "93.184.216.34"
 

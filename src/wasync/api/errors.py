@@ -19,18 +19,19 @@ from wasync.engines.base import (
     MediaGone,
     NotConnected,
 )
-from wasync.errors import ConfigError, DomainError, StoreError, WasyncError
+from wasync.errors import (
+    ConfigError,
+    Conflict,
+    DomainError,
+    NotFound,
+    StoreError,
+    WasyncError,
+)
 from wasync.store.sessions import SessionNotFound
 
 log = logging.getLogger(__name__)
 
-
-class NotFound(WasyncError):
-    """The API was asked for something that does not exist (404)."""
-
-
-class Conflict(WasyncError):
-    """The request clashes with the current state, e.g. a sync already running (409)."""
+__all__ = ["Conflict", "NotFound", "error_response", "install_error_handlers"]
 
 
 def error_response(

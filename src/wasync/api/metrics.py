@@ -22,8 +22,8 @@ from sqlalchemy import case, func, select
 from wasync.api.deps import Authenticated
 from wasync.api.realtime_hub import RealtimeHub
 from wasync.api.session_control import SessionControl
+from wasync.jobs import queries as queue
 from wasync.runtime import Runtime
-from wasync.store import jobs as J
 from wasync.store.schema import chats, contacts
 
 router = APIRouter(tags=["ops"], dependencies=[Authenticated])
@@ -48,8 +48,7 @@ def live_figures(runtime: Runtime, hub: RealtimeHub) -> LiveFigures:
         realtime_dropped=hub.dropped,
     )
     for name, handle in list(runtime.sessions.items()):
-        writer = handle.sync.writer
-        figures.ingested[name] = writer.committed_events if writer is not None else 0
+        figures.ingested[name] = handle.sync.stream.committed_events
         status = str(handle.engine.status)
         figures.statuses[status] = figures.statuses.get(status, 0) + 1
     for kind, provider in list(runtime.queue_stats.items()):
@@ -135,7 +134,7 @@ class MirrorCollector(Collector):
             labels=["table", "outcome"],
         )
         with self.runtime.db.read() as conn:
-            for kind, states in sorted(J.counts(conn).items()):
+            for kind, states in sorted(queue.counts(conn).items()):
                 for state, n in sorted(states.items()):
                     depth.add_metric([kind, state], n)
             for table in (contacts, chats):

@@ -15,8 +15,8 @@ from wasync.api import schemas as S
 from wasync.api.deps import Authenticated, get_runtime
 from wasync.api.errors import Conflict, NotFound
 from wasync.api.routes_chats import session_id_of
+from wasync.jobs import queries as queue
 from wasync.runtime import Runtime
-from wasync.store import jobs as J
 from wasync.store.schema import jobs
 
 log = logging.getLogger(__name__)
@@ -31,10 +31,10 @@ RECENT_ERRORS = 10
 def _read(runtime: Runtime, session: str | None, now: float) -> dict[str, Any]:
     with runtime.db.read() as conn:
         sid = session_id_of(conn, session) if session else None
-        counts = J.counts(conn, session_id=sid)
+        counts = queue.counts(conn, session_id=sid)
         finished = select(jobs.c.kind, jobs.c.state, func.count()).where(
             jobs.c.finished_at >= now - RATE_WINDOW,
-            jobs.c.state.in_((J.JobState.DONE.value, J.JobState.FAILED.value)),
+            jobs.c.state.in_((queue.JobState.DONE.value, queue.JobState.FAILED.value)),
         )
         if sid is not None:
             finished = finished.where(jobs.c.session_id == sid)
@@ -44,7 +44,7 @@ def _read(runtime: Runtime, session: str | None, now: float) -> dict[str, Any]:
         }
         kinds = sorted(set(counts) | set(runtime.queue_stats))
         errors = {
-            kind: J.recent_errors(conn, kind=kind, session_id=sid, limit=RECENT_ERRORS)
+            kind: queue.recent_errors(conn, kind=kind, session_id=sid, limit=RECENT_ERRORS)
             for kind in kinds
         }
     return {"counts": counts, "recent": recent, "kinds": kinds, "errors": errors}
@@ -71,7 +71,7 @@ async def list_queues(
     minutes = RATE_WINDOW / 60
     queues = []
     for kind in found["kinds"]:
-        counts = found["counts"].get(kind) or {s.value: 0 for s in J.JobState}
+        counts = found["counts"].get(kind) or {s.value: 0 for s in queue.JobState}
         queues.append(
             S.QueueOut(
                 kind=kind,
@@ -102,13 +102,13 @@ async def retry_job(job_id: int, runtime: Runtime = RuntimeDep) -> dict[str, Any
 
     def retry() -> bool | None:
         with runtime.db.write() as conn:
-            if J.get_job(conn, job_id) is None:
+            if queue.get_job(conn, job_id) is None:
                 return None
-            return J.retry_failed(conn, job_id)
+            return queue.retry_failed(conn, job_id)
 
     outcome = await asyncio.to_thread(retry)
     if outcome is None:
         raise NotFound(f"no job {job_id}")
     if not outcome:
         raise Conflict(f"job {job_id} has not failed: only failed jobs can be retried")
-    return {"id": job_id, "state": J.JobState.QUEUED.value}
+    return {"id": job_id, "state": queue.JobState.QUEUED.value}

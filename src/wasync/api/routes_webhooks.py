@@ -74,7 +74,6 @@ def _changed(runtime: Runtime) -> None:
     installed = delivery_of(runtime)
     if installed is not None:
         installed[0].endpoints.invalidate()
-        installed[1].wake()
 
 
 def _guard(runtime: Runtime) -> Guard:

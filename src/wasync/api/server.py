@@ -23,9 +23,9 @@ from wasync.api.api_key import ApiKey, resolve_api_key
 from wasync.api.app import asgi_app, create_app
 from wasync.api.install import api_services
 from wasync.api.session_control import SessionControl
-from wasync.api.session_engines import EngineFactory, SimulatorOptions
 from wasync.assemble import build_runtime
 from wasync.config import Settings
+from wasync.engines.factory import EngineFactory, SimulatorOptions
 from wasync.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,9 @@ async def run_server(
         sock.close()
         raise
     control, _hub = api_services(runtime)
-    control.engines = EngineFactory(settings, simulator)
+    runtime.manager.engines = EngineFactory(
+        settings, simulator or SimulatorOptions.from_settings(settings)
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -19,14 +19,13 @@ import enum
 import time
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, case, delete, func, select, update
+from sqlalchemy import Connection
 
 from wasync.avatars import records
 from wasync.domain.batch import Batch
 from wasync.domain.jid import parse_jid
 from wasync.errors import InvalidJID
-from wasync.store import jobs as J
-from wasync.store.schema import jobs
+from wasync.jobs import queries as queue
 from wasync.store.writes import WriteResult
 from wasync.sync.hooks import TransactionHook
 
@@ -79,7 +78,7 @@ def enqueue_avatars(
     if not keys:
         return 0
     priority = PRIORITY[reason]
-    added = J.enqueue_many(
+    added = queue.enqueue_many(
         conn,
         KIND,
         session_id=session_id,
@@ -89,19 +88,7 @@ def enqueue_avatars(
         now=now,
     )
     if priority > PRIORITY[Reason.NEW]:
-        sooner = case((jobs.c.run_at > now, now), else_=jobs.c.run_at)
-        for part in records.chunked(keys):
-            conn.execute(
-                update(jobs)
-                .where(
-                    jobs.c.kind == KIND,
-                    jobs.c.session_id == session_id,
-                    jobs.c.unique_key.in_(part),
-                    jobs.c.state == J.JobState.QUEUED.value,
-                    jobs.c.priority < priority,
-                )
-                .values(priority=priority, run_at=sooner, updated_at=now)
-            )
+        queue.hurry(conn, KIND, session_id, keys, priority, now=now)
     return added
 
 
@@ -129,15 +116,6 @@ def enqueue_session(conn: Connection, session_id: int, *, max_attempts: int) -> 
     return added, len(jids)
 
 
-def pending_count(conn: Connection, session_id: int) -> int:
-    stmt = select(func.count()).where(
-        jobs.c.kind == KIND,
-        jobs.c.session_id == session_id,
-        jobs.c.state.in_(J.PENDING),
-    )
-    return int(conn.execute(stmt).scalar_one())
-
-
 # Finished checks are kept this long (the status shows them), then deleted: the
 # queue is not an archive, and the rows themselves say when each JID was checked.
 DONE_RETENTION = 7 * 86_400.0
@@ -145,12 +123,4 @@ DONE_RETENTION = 7 * 86_400.0
 
 def prune_done(conn: Connection, session_id: int, now: float) -> int:
     """Delete this session's avatar jobs that finished well before `now`."""
-    result = conn.execute(
-        delete(jobs).where(
-            jobs.c.kind == KIND,
-            jobs.c.session_id == session_id,
-            jobs.c.state == J.JobState.DONE.value,
-            jobs.c.finished_at < now - DONE_RETENTION,
-        )
-    )
-    return int(result.rowcount)
+    return queue.prune_done(conn, now - DONE_RETENTION, kind=KIND, session_id=session_id)

@@ -20,11 +20,12 @@ import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from sqlalchemy import Connection
 
 from wasync.avatars import records
 from wasync.avatars.config import AvatarConfig
@@ -56,6 +57,7 @@ from wasync.engines.base import (
 from wasync.errors import StoreError
 from wasync.outbox import Outbox
 from wasync.store.db import Database
+from wasync.sync.commit import WriteFn
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +118,11 @@ class SessionContext:
     config: AvatarConfig
     outbox: Outbox
     bus: EventBus
+    # The session's (fenced) write transaction; db.write when none is given.
+    write: WriteFn | None = None
+
+    def writing(self) -> AbstractContextManager[Connection]:
+        return (self.write or self.db.write)()
 
 
 class AvatarFetcher:
@@ -220,7 +227,7 @@ class AvatarFetcher:
 
     def _save_pause(self, until: float) -> None:
         try:
-            with self.ctx.db.write() as conn:
+            with self.ctx.writing() as conn:
                 records.save_pause(conn, self.ctx.session_id, until)
         except StoreError:  # the pause holds in memory; only a restart would forget it
             log.exception("%s: could not record the rate-limit pause", self.ctx.session_name)
@@ -238,7 +245,7 @@ class AvatarFetcher:
         event: dict[str, Any] | None,
     ) -> None:
         ctx = self.ctx
-        with ctx.db.write() as conn:
+        with ctx.writing() as conn:
             records.save_avatar(
                 conn, ctx.session_id, jid, picture=picture, picture_id=picture_id, now=now
             )

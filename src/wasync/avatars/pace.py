@@ -114,6 +114,10 @@ class PictureRateLimiter:
             return self._rng.uniform(low, mean)
         return self._rng.uniform(mean, high)
 
+    def ready_in(self) -> float:
+        """Seconds until a request could go out (0: now), whatever the jitter draws."""
+        return max(0.0, self._earliest() - self._clock())
+
     async def wait_ready(self) -> None:
         """Wait until a request could go out (without taking the turn)."""
         while (delay := self._earliest() - self._clock()) > 0:

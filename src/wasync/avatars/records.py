@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, func, literal, or_, select, union_all, update
 
 from wasync.domain.jid import parse_jid
-from wasync.store.jobs import JobState
-from wasync.store.schema import chats, contacts, jobs, sessions
+from wasync.jobs import queries as queue
+from wasync.store.schema import chats, contacts, sessions
 from wasync.store.upsert import upsert
 
 NONE: str = "none"
@@ -201,14 +201,8 @@ def stale_jids(
         ),
     )
     if failed_kind is not None:
-        recently_failed = select(jobs.c.id).where(
-            jobs.c.kind == failed_kind,
-            jobs.c.session_id == session_id,
-            jobs.c.unique_key == rows.c.jid,
-            jobs.c.state == JobState.FAILED.value,
-            jobs.c.finished_at >= now - ttl,
-        )
-        stale = and_(stale, ~recently_failed.exists())
+        recently_failed = queue.failed_recently(failed_kind, session_id, rows.c.jid, now - ttl)
+        stale = and_(stale, ~recently_failed)
     newest = func.max(rows.c.ts)
     stmt = (
         select(rows.c.jid, newest.label("ts"))

@@ -1,14 +1,15 @@
-"""The avatar feature as a runtime service: a worker per session, on-demand checks.
+"""The avatar feature as a runtime service: the `avatar` job kind, on-demand checks.
 
-Each session whose engine can fetch pictures gets its own limiter, fetcher and
-worker when it is added, and loses them when it is removed. The limiter lives in
-this process: a WhatsApp session is connected from one process at a time, so that
-is where its requests are counted.
+Each session whose engine can fetch pictures gets its own limiter and fetcher
+(`SessionAvatars`) when it is added, and loses them when it is removed. The limiter
+lives in this process: a session runs in one process at a time (sessions/ownership.py),
+so that is where its requests are counted, and the rate holds whichever node runs it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -19,12 +20,16 @@ import httpx
 
 from wasync.avatars import records
 from wasync.avatars.config import AvatarConfig
-from wasync.avatars.enqueue import Reason, batch_hook, enqueue_avatars, enqueue_session
+from wasync.avatars.enqueue import KIND, Reason, batch_hook, enqueue_avatars, enqueue_session
 from wasync.avatars.fetch import AvatarFetcher, AvatarResult, Failure, Outcome, SessionContext
 from wasync.avatars.pace import PictureRateLimiter
 from wasync.avatars.storage import AvatarStorage
-from wasync.avatars.worker import SessionWorker
+from wasync.avatars.worker import SessionAvatars
 from wasync.engines.base import CapabilityMissing
+from wasync.jobs.kinds import JobKind
+from wasync.jobs.outcome import JobOutcome, Retry
+from wasync.jobs.policy import RetryPolicy
+from wasync.jobs.queries import Job
 from wasync.sync.hooks import TransactionHook
 
 if TYPE_CHECKING:
@@ -47,9 +52,12 @@ class AvatarService:
         self.config = config
         self._storage_root = storage_root
         self.storage: AvatarStorage | None = None
-        self.workers: dict[str, SessionWorker] = {}
+        self.workers: dict[str, SessionAvatars] = {}
+        self._by_id: dict[int, SessionAvatars] = {}
         self._runtime: Runtime | None = None
         self._http: httpx.AsyncClient | None = None
+        self._refresh: asyncio.Task[None] | None = None
+        self._caught_up: set[int] = set()
 
     @property
     def hook(self) -> TransactionHook:
@@ -71,13 +79,59 @@ class AvatarService:
             follow_redirects=True,
             timeout=httpx.Timeout(self.config.download_timeout),
         )
+        if self.config.enabled:
+            cfg = self.config
+            runtime.jobs.register(
+                JobKind(
+                    KIND,
+                    self._handle,
+                    policy=RetryPolicy(
+                        max_attempts=cfg.max_attempts,
+                        base_delay=cfg.retry_delay,
+                        max_delay=cfg.retry_max_delay,
+                    ),
+                    lease_seconds=cfg.lease_seconds,
+                    ready=self._ready,
+                )
+            )
+            self._refresh = asyncio.create_task(self._refresh_loop(), name="avatar-refresh")
 
     async def stop(self) -> None:
+        if self._refresh is not None:
+            self._refresh.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresh
+            self._refresh = None
         for name in list(self.workers):
             await self._drop(name)
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+
+    # The job kind.
+
+    def _ready(self, session_id: int) -> float:
+        found = self._by_id.get(session_id)
+        return found.ready_in() if found is not None else float("inf")
+
+    async def _handle(self, job: Job) -> JobOutcome:
+        found = self._by_id.get(job.session_id) if job.session_id is not None else None
+        if found is None:  # pragma: no cover - the runner claims only for our sessions
+            return Retry("the session is not running here")
+        return await found.handle(job)
+
+    async def _refresh_loop(self) -> None:
+        """Every `refresh_every` seconds, queue each session's stale pictures (and, the
+        first time, the never-checked ones): one look for the whole process."""
+        while True:
+            for worker in list(self.workers.values()):
+                catch_up = worker.session_id not in self._caught_up
+                try:
+                    await asyncio.to_thread(worker.refresh_once, catch_up=catch_up)
+                    self._caught_up.add(worker.session_id)
+                except Exception:
+                    log.exception("avatar refresh of %s failed", worker.session_name)
+            await asyncio.sleep(self.config.refresh_every)
 
     async def session_added(self, handle: SessionHandle) -> None:
         if not self.config.enabled:
@@ -109,12 +163,21 @@ class AvatarService:
             cfg,
             runtime.outbox,
             runtime.bus,
+            handle.write,
         )
-        worker = SessionWorker(
+        worker = SessionAvatars(
             runtime.db, handle.session_id, handle.name, handle.engine, AvatarFetcher(ctx), cfg
         )
         self.workers[handle.name] = worker
-        worker.start()
+        self._by_id[handle.session_id] = worker
+        if self._refresh is not None and handle.session_id not in self._caught_up:
+            # Rows from before this process ran the session: queue them at once.
+            try:
+                await asyncio.to_thread(worker.refresh_once, catch_up=True)
+                self._caught_up.add(handle.session_id)
+            except Exception:
+                log.exception("avatar catch-up of %s failed", handle.name)
+        runtime.jobs.wake()
 
     @staticmethod
     def _paused_until(runtime: Runtime, session_id: int) -> float | None:
@@ -127,11 +190,12 @@ class AvatarService:
     async def _drop(self, name: str) -> None:
         worker = self.workers.pop(name, None)
         if worker is not None:
-            await worker.stop()
+            self._by_id.pop(worker.session_id, None)
+            self._caught_up.discard(worker.session_id)
 
     # What the API and tools call.
 
-    def worker(self, session: str) -> SessionWorker:
+    def worker(self, session: str) -> SessionAvatars:
         runtime = self._runtime
         if runtime is None:
             raise AvatarsUnavailable("the avatar service is not started")
@@ -169,10 +233,9 @@ class AvatarService:
             Failure.OFFLINE,
         ):
             queued = await asyncio.to_thread(self._enqueue_one, worker, result.jid)
-            worker.wake()
         return result, queued
 
-    def _enqueue_one(self, worker: SessionWorker, jid: str) -> bool:
+    def _enqueue_one(self, worker: SessionAvatars, jid: str) -> bool:
         with worker.db.write() as conn:
             enqueue_avatars(
                 conn,
@@ -194,9 +257,7 @@ class AvatarService:
                 )
             return added
 
-        added = await asyncio.to_thread(run)
-        worker.wake()
-        return added
+        return await asyncio.to_thread(run)
 
     def queue_stats(self) -> dict[str, Any]:
         """Live figures for the queues dashboard (no I/O: called from request handlers)."""

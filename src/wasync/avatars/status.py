@@ -11,30 +11,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection
 
 from wasync.avatars import records
 from wasync.avatars.config import Pace
 from wasync.avatars.enqueue import KIND
-from wasync.store import jobs as J
-from wasync.store.schema import jobs
+from wasync.jobs import queries as queue
 
 WINDOW = 60.0  # seconds of finished jobs behind `checksPerSecond`
 ERRORS = 10
 
 
 def session_status(conn: Connection, session_id: int, pace: Pace, now: float) -> dict[str, Any]:
-    counts = J.counts(conn, kind=KIND, session_id=session_id)[KIND]
+    counts = queue.counts(conn, kind=KIND, session_id=session_id)[KIND]
     pictures = records.picture_counts(conn, session_id)
-    finished = conn.execute(
-        select(func.count()).where(
-            jobs.c.kind == KIND,
-            jobs.c.session_id == session_id,
-            jobs.c.state == J.JobState.DONE.value,
-            jobs.c.finished_at >= now - WINDOW,
-        )
-    ).scalar_one()
-    errors = J.recent_errors(conn, kind=KIND, session_id=session_id, limit=ERRORS)
+    finished = queue.finished_counts(conn, now - WINDOW, kind=KIND, session_id=session_id)
+    done = finished.get(KIND, {}).get(queue.JobState.DONE.value, 0)
+    errors = queue.recent_errors(conn, kind=KIND, session_id=session_id, limit=ERRORS)
     return {
         "states": {
             "queued": counts["queued"],
@@ -48,7 +41,7 @@ def session_status(conn: Connection, session_id: int, pace: Pace, now: float) ->
         "interval": pace.interval,
         "minGap": pace.min_gap,
         "maxGap": pace.max_gap,
-        "checksPerSecond": round(int(finished) / WINDOW, 4),
+        "checksPerSecond": round(done / WINDOW, 4),
         "recentErrors": [
             {
                 "id": e["id"],

@@ -14,7 +14,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection
 
 from wasync.avatars.config import AvatarConfig
 from wasync.avatars.enqueue import KIND, Reason, enqueue_avatars, enqueue_session, has_avatar
@@ -31,8 +31,7 @@ from wasync.commands.common import (
 )
 from wasync.domain.jid import to_jid
 from wasync.errors import DomainError
-from wasync.store import jobs as J
-from wasync.store.schema import jobs
+from wasync.jobs import queries as queue
 from wasync.store.sessions import get_session, list_sessions
 
 app = typer.Typer(
@@ -204,16 +203,9 @@ def retry_failed_command(
 
 
 def _retry_failed(conn: Connection, session_id: int) -> int:
-    j = jobs.c
-    mine = (j.kind == KIND, j.session_id == session_id)
-    pending = select(j.unique_key).where(*mine, j.state.in_(J.PENDING))
     # The newest failure of each JID, unless the JID is queued again already.
-    newest = (
-        select(func.max(j.id))
-        .where(*mine, j.state == J.JobState.FAILED.value, j.unique_key.not_in(pending))
-        .group_by(j.unique_key)
-    )
-    return sum(1 for job_id in list(conn.execute(newest).scalars()) if J.retry_failed(conn, job_id))
+    found = queue.newest_failed_per_key(conn, KIND, session_id)
+    return sum(1 for job_id in found if queue.retry_failed(conn, job_id))
 
 
 def _duration(seconds: float) -> str:

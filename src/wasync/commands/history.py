@@ -32,13 +32,14 @@ from wasync.commands.common import (
 )
 from wasync.config import Settings
 from wasync.domain.jid import to_jid
-from wasync.engines.base import CapabilityMissing, Engine
+from wasync.engines.base import CapabilityMissing
 from wasync.errors import DomainError
-from wasync.history import ChatNotFound, HistoryOptions, HistoryProgress, HistoryWorker
+from wasync.history import ChatNotFound, HistoryOptions, HistoryProgress, HistoryService
 from wasync.history.backfill import FULLY_SYNCED, request_backfill
 from wasync.history.kinds import BACKFILL, NOT_AVAILABLE
 from wasync.history.view import chat_known
-from wasync.store import jobs as J
+from wasync.jobs import queries as queue
+from wasync.runtime import Runtime
 from wasync.store import queries
 from wasync.store.db import Database
 from wasync.store.schema import messages
@@ -149,39 +150,50 @@ async def _history(
     show: bool,
 ) -> tuple[_Run, dict[str, Any]]:
     from wasync.engines.factory import make_engine
-    from wasync.sync.session import SessionSync
+    from wasync.history import install
+    from wasync.sessions.host import hosted_session
 
     db = open_database(settings)
-    engine: Engine | None = None
-    sync: SessionSync | None = None
     try:
         engine = make_engine(
             engine_name, seed=seed, scale=scale, session=session, settings=settings
         )
-        if not engine.capabilities.on_demand_history:
-            raise CapabilityMissing(NOT_AVAILABLE)
-        sync = SessionSync(db, engine, session, engine_name=engine_name)
-        await sync.start()
-        assert sync.session_id is not None
-        run = await _backfill(
-            db, engine, sync.session_id, session, chat_jid, options, full, pages, show
-        )
-        await sync.flush()
-        return run, await asyncio.to_thread(_stored, db, sync.session_id, chat_jid)
-    finally:
-        if sync is not None:
-            await sync.stop()
+    except BaseException:
+        db.close()
+        raise
+    if not engine.capabilities.on_demand_history:
         close = getattr(engine, "close", None)
         if close is not None:
             result = close()
             if asyncio.iscoroutine(result):
                 await result
         db.close()
+        raise CapabilityMissing(NOT_AVAILABLE)
+    service: list[HistoryService] = []
+
+    def install_history(runtime: Runtime) -> None:
+        # Only older history: gap fill belongs to a server that keeps the session live.
+        service.append(install(runtime, options, kinds=(BACKFILL,)))
+
+    async with hosted_session(
+        settings,
+        db,
+        session,
+        engine,
+        engine_name=engine_name,
+        command=f"history --session {session}",
+        install=install_history,
+    ) as handle:
+        run = await _backfill(
+            db, service[0], handle.session_id, session, chat_jid, options, full, pages, show
+        )
+        await handle.sync.flush()
+        return run, await asyncio.to_thread(_stored, db, handle.session_id, chat_jid)
 
 
 async def _backfill(
     db: Database,
-    engine: Engine,
+    service: HistoryService,
     session_id: int,
     session: str,
     chat_jid: str,
@@ -204,7 +216,7 @@ async def _backfill(
                 pages=pages,
                 max_attempts=options.max_attempts,
             )
-            job = J.get_job(conn, request.job_id) if request.job_id is not None else None
+            job = queue.get_job(conn, request.job_id) if request.job_id is not None else None
             if job is None:
                 return request.job_id, request.status, (0, 0)
             done = (int(job.payload.get("done", 0)), int(job.payload.get("messages", 0)))
@@ -236,23 +248,11 @@ async def _backfill(
         note = f"[yellow]{escape(p.error)}[/]" if p.error else ""
         progress.update(task, completed=p.page, messages=p.messages_synced, note=note)
 
-    worker = HistoryWorker(
-        db,
-        session_id,
-        session,
-        engine,
-        options=options,
-        kinds=(BACKFILL,),
-        on_progress=on_progress,
-    )
+    service.listen(session, on_progress)
     with progress:
-        await worker.start()
-        try:
-            job = await _finished(db, job_id)
-        finally:
-            await worker.stop()
+        job = await _finished(db, job_id)
     run.status = job.state
-    run.error = job.last_error if job.state == J.JobState.FAILED.value else None
+    run.error = job.last_error if job.state == queue.JobState.FAILED.value else None
     # What the mirror says, not what was asked: a job can end without reaching the start.
     run.fully_synced = await asyncio.to_thread(_fully_synced, db, session_id, chat_jid)
     return run
@@ -264,16 +264,16 @@ def _fully_synced(db: Database, session_id: int, chat_jid: str) -> bool:
     return bool(state is not None and state.fully_synced)
 
 
-async def _finished(db: Database, job_id: int) -> J.Job:
-    def read() -> J.Job | None:
+async def _finished(db: Database, job_id: int) -> queue.Job:
+    def read() -> queue.Job | None:
         with db.read() as conn:
-            return J.get_job(conn, job_id)
+            return queue.get_job(conn, job_id)
 
     while True:
         job = await asyncio.to_thread(read)
         if job is None:
             raise DomainError(f"history job {job_id} disappeared")
-        if job.state in (J.JobState.DONE.value, J.JobState.FAILED.value):
+        if job.state in (queue.JobState.DONE.value, queue.JobState.FAILED.value):
             return job
         await asyncio.sleep(0.05)
 

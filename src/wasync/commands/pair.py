@@ -25,6 +25,7 @@ from wasync.commands.common import (
     run_command,
     settings_from,
 )
+from wasync.config import Settings
 from wasync.domain import events as ev
 from wasync.domain.jid import normalize_phone
 from wasync.engines.base import EngineError
@@ -34,6 +35,7 @@ from wasync.store.db import Database
 from wasync.store.queries import summary
 from wasync.store.schema import sessions
 from wasync.store.sessions import ensure_session
+from wasync.sync.commit import WriteFn
 
 PAIR_HELP = "Link a phone to a session (QR code or phone pair code) and mirror its history."
 
@@ -179,7 +181,9 @@ def pair(
                 )
                 progress = PairProgress(sys.stdout, show_qr=phone is None)
                 engine.add_listener(progress.on_event)
-                asyncio.run(_pair(db, engine, session, session_id, progress, phone, wait, settle))
+                asyncio.run(
+                    _pair(settings, db, engine, session, session_id, progress, phone, wait, settle)
+                )
             except BaseException:
                 if aside is not None:
                     _put_back(store, aside)
@@ -191,6 +195,7 @@ def pair(
 
 
 async def _pair(
+    settings: Settings,
     db: Database,
     engine: object,
     session: str,
@@ -201,12 +206,12 @@ async def _pair(
     settle: float,
 ) -> None:
     from wasync.engines.neonize.engine import NeonizeEngine
-    from wasync.sync.session import SessionSync
+    from wasync.sessions.host import hosted_session
 
     assert isinstance(engine, NeonizeEngine)
-    runner = SessionSync(db, engine, session, engine_name="neonize")
-    try:
-        await runner.start()
+    async with hosted_session(
+        settings, db, session, engine, engine_name="neonize", command=f"pair --session {session}"
+    ) as handle:
         if phone is not None:
             await engine.pair_phone(phone)
         try:
@@ -217,13 +222,12 @@ async def _pair(
             ) from None
         if progress.failure is not None or progress.jid is None:
             raise EngineError(progress.failure or "pairing failed")
-        await asyncio.to_thread(_record_jid, db, session_id, progress.jid)
+        await asyncio.to_thread(_record_jid, handle.write, session_id, progress.jid)
         await _settle(progress, settle)
-        await runner.flush()
+        await handle.sync.flush()
         if progress.failure is not None:
             raise EngineError(progress.failure)
-    finally:
-        await runner.stop()
+    # Read after the session stopped: stopping commits what the engine still held.
     with db.read() as conn:
         counts = summary(conn, session_id)
     console.print(
@@ -246,8 +250,8 @@ async def _settle(progress: PairProgress, settle: float) -> None:
             continue
 
 
-def _record_jid(db: Database, session_id: int, jid: str) -> None:
-    with db.write() as conn:
+def _record_jid(write: WriteFn, session_id: int, jid: str) -> None:
+    with write() as conn:
         conn.execute(update(sessions).where(sessions.c.id == session_id).values(jid=jid))
 
 

@@ -15,9 +15,9 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from wasync.api.session_engines import ENGINE_NAMES, EngineFactory, SimulatorOptions
 from wasync.commands.common import DatabaseOpt, DataDirOpt
 from wasync.config import Settings
+from wasync.engines.factory import ENGINE_NAMES, EngineFactory, SimulatorOptions
 from wasync.engines.simulator.config import SCALES
 from wasync.errors import ConfigError, WasyncError
 

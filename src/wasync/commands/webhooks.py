@@ -272,17 +272,14 @@ def deliver_command(
 
 
 async def _deliver(settings: Settings, *, until_idle: bool) -> int:
-    from wasync.delivery import delivery_of, install
+    from wasync.delivery import install
     from wasync.delivery.endpoints import DELIVERY_KINDS
+    from wasync.jobs import queries as queue
     from wasync.runtime import Runtime
-    from wasync.store import jobs as J
 
     runtime = Runtime(settings)
     install(runtime)
     await runtime.start()
-    found = delivery_of(runtime)
-    assert found is not None
-    service = found[1]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -291,8 +288,8 @@ async def _deliver(settings: Settings, *, until_idle: bool) -> int:
 
     def idle() -> bool:
         with runtime.db.read() as conn:
-            counts = J.counts(conn)
-        return all(counts.get(k, {}).get(s, 0) == 0 for k in DELIVERY_KINDS for s in J.PENDING)
+            counts = queue.counts(conn)
+        return all(counts.get(k, {}).get(s, 0) == 0 for k in DELIVERY_KINDS for s in queue.PENDING)
 
     try:
         while not stop.is_set():
@@ -303,6 +300,6 @@ async def _deliver(settings: Settings, *, until_idle: bool) -> int:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-        processed = service.runner.processed if service.runner is not None else 0
+        processed = sum(runtime.jobs.processed[k] for k in DELIVERY_KINDS)
         await runtime.stop()
     return processed

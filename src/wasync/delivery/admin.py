@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection
 
 from wasync.delivery import endpoints as E
 from wasync.delivery.ssrf import Guard
 from wasync.errors import DomainError
-from wasync.store import jobs as J
+from wasync.jobs import queries as queue
 from wasync.store.db import Database
-from wasync.store.schema import jobs
 from wasync.store.sessions import get_session
 
 MAX_LIST = 500
@@ -68,63 +66,52 @@ def remove_endpoint(db: Database, session: str, endpoint_id: int) -> int:
         return E.remove(conn, endpoint_id)
 
 
-def _delivery(row: Any) -> dict[str, Any]:
-    try:
-        payload = json.loads(row.payload or "{}")
-    except ValueError:
-        payload = {}
+def _delivery(job: queue.Job) -> dict[str, Any]:
+    payload = job.payload
     envelope = payload.get("envelope") or {}
     return {
-        "id": int(row.id),
-        "kind": row.kind,
+        "id": int(job.id),
+        "kind": job.kind,
         "endpoint": payload.get("endpoint"),
         "event": envelope.get("event"),
         "eventId": envelope.get("id"),
-        "state": row.state,
-        "attempts": int(row.attempts),
-        "maxAttempts": int(row.max_attempts),
-        "lastError": row.last_error,
-        "runAt": row.run_at,
-        "updatedAt": row.updated_at,
+        "state": job.state,
+        "attempts": int(job.attempts),
+        "maxAttempts": int(job.max_attempts),
+        "lastError": job.last_error,
+        "runAt": job.run_at,
+        "updatedAt": job.updated_at,
     }
-
-
-def _session_deliveries(conn: Connection, session: str) -> Any:
-    sid = get_session(conn, session).id
-    return jobs.c.kind.in_(E.DELIVERY_KINDS), jobs.c.session_id == sid
 
 
 def list_deliveries(
     db: Database,
     session: str,
     *,
-    state: str | None = J.JobState.FAILED.value,
+    state: str | None = queue.JobState.FAILED.value,
     endpoint_id: int | None = None,
     limit: int = 50,
 ) -> list[dict[str, Any]]:
     """Deliveries of a session, newest first (default: the dead letters)."""
-    if state is not None and state not in {s.value for s in J.JobState}:
-        raise DomainError(f"unknown state {state!r}: {', '.join(s.value for s in J.JobState)}")
+    if state is not None and state not in {s.value for s in queue.JobState}:
+        states = ", ".join(s.value for s in queue.JobState)
+        raise DomainError(f"unknown state {state!r}: {states}")
     with db.read() as conn:
-        stmt = select(jobs).where(*_session_deliveries(conn, session))
-        if state is not None:
-            stmt = stmt.where(jobs.c.state == state)
-        if endpoint_id is not None:
-            stmt = stmt.where(jobs.c.unique_key.startswith(f"{endpoint_id}:", autoescape=True))
-        stmt = stmt.order_by(jobs.c.updated_at.desc(), jobs.c.id.desc())
-        rows = conn.execute(stmt.limit(max(1, min(limit, MAX_LIST)))).all()
-    return [_delivery(r) for r in rows]
+        sid = get_session(conn, session).id
+        found = queue.list_jobs(
+            conn,
+            E.DELIVERY_KINDS,
+            sid,
+            state=state,
+            target=str(endpoint_id) if endpoint_id is not None else None,
+            limit=max(1, min(limit, MAX_LIST)),
+        )
+    return [_delivery(job) for job in found]
 
 
 def delivery_counts(db: Database, session: str) -> dict[str, int]:
     with db.read() as conn:
-        stmt = (
-            select(jobs.c.state, func.count())
-            .where(*_session_deliveries(conn, session))
-            .group_by(jobs.c.state)
-        )
-        found = {state: int(n) for state, n in conn.execute(stmt)}
-    return {s.value: found.get(s.value, 0) for s in J.JobState}
+        return queue.state_counts(conn, E.DELIVERY_KINDS, get_session(conn, session).id)
 
 
 def retry_deliveries(
@@ -132,11 +119,8 @@ def retry_deliveries(
 ) -> tuple[int, list[int]]:
     """Requeue dead letters (all of the session's, or these); (requeued, not found/failed)."""
     with db.write() as conn:
-        where = _session_deliveries(conn, session)
-        stmt = select(jobs.c.id).where(*where, jobs.c.state == J.JobState.FAILED.value)
-        if job_ids is not None:
-            stmt = stmt.where(jobs.c.id.in_(job_ids))
-        ids = [int(i) for i in conn.execute(stmt).scalars()]
-        done = sum(1 for i in ids if J.retry_failed(conn, i))
+        sid = get_session(conn, session).id
+        ids = queue.failed_ids(conn, E.DELIVERY_KINDS, sid, job_ids)
+        done = sum(1 for i in ids if queue.retry_failed(conn, i))
     missing = [i for i in (job_ids or []) if i not in ids]
     return done, missing

@@ -28,7 +28,8 @@ from PIL import Image, UnidentifiedImageError
 
 from wasync.delivery import http
 from wasync.delivery.webhook_sink import judge, send
-from wasync.workers.runner import Defer, Outcome, Retry
+from wasync.jobs.outcome import Defer, Retry
+from wasync.jobs.outcome import JobOutcome as Outcome
 
 FILE_LIMIT = 8 * 1024 * 1024
 GREEN = 0x25D366

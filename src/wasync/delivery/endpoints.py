@@ -22,8 +22,8 @@ from wasync.delivery.http import redact_url
 from wasync.delivery.signing import new_secret
 from wasync.delivery.ssrf import Guard, InvalidURL, target_of
 from wasync.errors import DomainError
-from wasync.store import jobs as J
-from wasync.store.schema import jobs, webhook_endpoints
+from wasync.jobs import queries as queue
+from wasync.store.schema import webhook_endpoints
 from wasync.store.sessions import validate_session_name
 
 KINDS = ("webhook", "discord")
@@ -221,18 +221,7 @@ def remove(conn: Connection, endpoint_id: int) -> int:
 
 def cancel_pending(conn: Connection, endpoint_ids: list[int]) -> int:
     """Drop queued (not running) deliveries to these endpoints."""
-    if not endpoint_ids:
-        return 0
-    prefixes = [jobs.c.unique_key.startswith(f"{i}:", autoescape=True) for i in endpoint_ids]
-    cond = prefixes[0]
-    for p in prefixes[1:]:
-        cond = cond | p
-    res = conn.execute(
-        delete(jobs).where(
-            jobs.c.kind.in_(DELIVERY_KINDS), jobs.c.state == J.JobState.QUEUED.value, cond
-        )
-    )
-    return int(res.rowcount)
+    return queue.cancel_queued(conn, DELIVERY_KINDS, [str(i) for i in endpoint_ids])
 
 
 def replace_file_endpoints(conn: Connection, specs: list[EndpointSpec]) -> tuple[int, int]:

@@ -1,8 +1,9 @@
 """Events → delivery jobs: one job per (endpoint, event), in the caller's transaction.
 
 The job's unique key is `<endpoint id>:<event id>`, so enqueueing the same event
-twice while it is pending is a no-op; its payload holds the whole envelope, so every
-try sends the same bytes.
+twice while it is pending is a no-op; its payload holds the endpoint id and the whole
+envelope, so every try sends the same bytes; its target is the endpoint, so the runner
+can keep one slow endpoint from taking every delivery slot.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sqlalchemy import Connection
 from wasync.delivery.endpoints import Endpoint
 from wasync.delivery.envelope import Event
 from wasync.delivery.topics import PING
-from wasync.store import jobs as J
+from wasync.jobs import queries as queue
 
 
 def with_public_urls(event: Event, public_url: str | None) -> Event:
@@ -52,8 +53,17 @@ def enqueue_events(
                 (f"{endpoint.id}:{event.id}", {"endpoint": endpoint.id, "envelope": envelope})
             )
     return sum(
-        J.enqueue_many(
-            conn, kind, session_id=session_id, keys_and_payloads=items, max_attempts=max_attempts
+        queue.enqueue_many(
+            conn,
+            kind,
+            session_id=session_id,
+            keys_and_payloads=items,
+            target_of=endpoint_target,
+            max_attempts=max_attempts,
         )
         for kind, items in by_kind.items()
     )
+
+
+def endpoint_target(payload: dict[str, Any]) -> str:
+    return str(payload["endpoint"])

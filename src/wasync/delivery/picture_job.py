@@ -32,9 +32,10 @@ from wasync.engines.base import (
     RateLimited,
     TransientEngineError,
 )
+from wasync.jobs.outcome import Defer, Done, Retry
+from wasync.jobs.outcome import JobOutcome as Outcome
 from wasync.store.db import Database
 from wasync.store.schema import contacts, sessions
-from wasync.workers.runner import Defer, Done, Outcome, Retry
 
 log = logging.getLogger(__name__)
 

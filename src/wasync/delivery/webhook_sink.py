@@ -22,7 +22,8 @@ from wasync.delivery.endpoints import Endpoint
 from wasync.delivery.envelope import body_of
 from wasync.delivery.signing import signed_headers
 from wasync.delivery.ssrf import InvalidURL, UnresolvableTarget, UnsafeTarget
-from wasync.workers.runner import Done, Outcome, Retry
+from wasync.jobs.outcome import Done, Retry
+from wasync.jobs.outcome import JobOutcome as Outcome
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,12 @@
-"""The delivery worker: a JobRunner over `webhook` and `discord` jobs, as a service.
+"""The delivery service: the `webhook` and `discord` job kinds, and their handler.
+
+Deliveries are not tied to a running session: any process with the runner may send
+them. Each endpoint is a job *target*, so one slow endpoint holds at most
+`WASYNC_WEBHOOK_ENDPOINT_CONCURRENCY` of the kind's slots in a process.
 
 It also feeds durable delivery from the live bus where no transaction exists to
 join: `sync.progress` events (emitted while a sync runs, not stored) are enqueued
-when they are published, and any committed event wakes the runner, so a new
-delivery goes out at once instead of at the next poll.
+when they are published by this process.
 """
 
 from __future__ import annotations
@@ -28,11 +31,13 @@ from wasync.delivery.http import guarded_client
 from wasync.delivery.pictures import load_picture
 from wasync.delivery.ssrf import Guard, Resolver, parse_networks
 from wasync.delivery.topics import PING
-from wasync.store import jobs as J
+from wasync.jobs import queries as queue
+from wasync.jobs.kinds import JobKind
+from wasync.jobs.outcome import Done, Retry
+from wasync.jobs.outcome import JobOutcome as Outcome
+from wasync.jobs.policy import RetryPolicy
 from wasync.store.db import Database
-from wasync.store.retry import RetryPolicy
 from wasync.store.schema import contacts, sessions
-from wasync.workers.runner import Done, JobRunner, Outcome, Retry
 
 if TYPE_CHECKING:
     import httpx
@@ -107,7 +112,6 @@ class DeliveryService:
 
     def __init__(self, delivery: Delivery) -> None:
         self.delivery = delivery
-        self.runner: JobRunner | None = None
         self.client: httpx.AsyncClient | None = None
         self._watch: asyncio.Task[None] | None = None
         self._runtime: Runtime | None = None
@@ -121,17 +125,19 @@ class DeliveryService:
             timeout=settings.webhook_timeout,
             max_connections=max(4, settings.webhook_concurrency * 2),
         )
-        self.runner = JobRunner(
-            self.delivery.db,
-            E.DELIVERY_KINDS,
-            self.handle,
-            name="delivery",
-            concurrency=settings.webhook_concurrency,
-            lease_seconds=settings.webhook_lease_seconds,
-            poll_interval=settings.webhook_poll_interval,
-            policy=self.delivery.policy,
-        )
-        self.runner.start()
+        for kind in E.DELIVERY_KINDS:
+            runtime.jobs.register(
+                JobKind(
+                    kind,
+                    self.handle,
+                    policy=self.delivery.policy,
+                    lease_seconds=settings.webhook_lease_seconds,
+                    concurrency=settings.webhook_concurrency,
+                    per_session=False,
+                    target_concurrency=settings.webhook_endpoint_concurrency,
+                    group="delivery",
+                )
+            )
         self._watch = asyncio.create_task(self._watch_bus(runtime), name="delivery-bus")
         self._watch.add_done_callback(_log_crash)
 
@@ -141,9 +147,6 @@ class DeliveryService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
             self._watch = None
-        if self.runner is not None:
-            await self.runner.stop()
-            self.runner = None
         if self.client is not None:
             await self.client.aclose()
             self.client = None
@@ -154,32 +157,15 @@ class DeliveryService:
     async def session_removed(self, handle: SessionHandle) -> None:
         pass
 
-    def wake(self) -> None:
-        if self.runner is not None:
-            self.runner.wake()
-
     async def _watch_bus(self, runtime: Runtime) -> None:
         # Progress has its own roomy queue: a flood of messages on the bus must not
-        # push progress events out. The wake-up queue may drop: one event is enough.
-        progress = runtime.bus.subscribe(topics=["sync.progress"], maxsize=10_000)
-        wakeups = runtime.bus.subscribe(maxsize=1)
-
-        async def wake_on_commits() -> None:
-            async for _ in wakeups:
-                # Published after a commit: whatever it enqueued is claimable now.
-                self.wake()
-
-        waker = asyncio.create_task(wake_on_commits(), name="delivery-wake")
+        # push progress events out.
+        progress = runtime.bus.subscribe(topics=["sync.progress"], maxsize=10_000, local=True)
         try:
             async for event in progress:
                 await self._progress(event)
-                self.wake()
         finally:
             progress.close()
-            wakeups.close()
-            waker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await waker
 
     async def _progress(self, event: BusEvent) -> None:
         try:
@@ -198,7 +184,7 @@ class DeliveryService:
 
     # The job handler.
 
-    async def handle(self, job: J.Job) -> Outcome:
+    async def handle(self, job: queue.Job) -> Outcome:
         assert self.client is not None
         endpoint = await asyncio.to_thread(self._endpoint, job.payload.get("endpoint"))
         if endpoint is None:

@@ -1,7 +1,15 @@
-"""Build an engine by name (the CLI and the server choose engines by configuration)."""
+"""One engine factory for the CLI and the server: an engine by name, for a session.
+
+`neonize` is real WhatsApp (its keys live in the session store, see
+wasync.sessions.location); `simulator` is the in-repo fake network, which `wasync
+demo` and the tests use. Simulator sessions are rebuilt from their seed after a
+restart, so they come back with the same network.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from wasync.engines.base import Engine
@@ -10,7 +18,74 @@ from wasync.errors import ConfigError
 if TYPE_CHECKING:
     from wasync.config import Settings
 
-ENGINES = ("simulator", "neonize")
+ENGINE_NAMES = ("neonize", "simulator")
+
+
+def neonize_installed() -> bool:
+    return importlib.util.find_spec("neonize") is not None
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorOptions:
+    scale: str = "tiny"
+    seed: int = 1
+    live_rate: float = 0.0  # live events per second
+    latency: float = 0.0  # seconds each engine request takes (makes progress visible)
+    # Seconds after which a pairing simulator session counts its QR as scanned; None
+    # waits for a test to call confirm_pairing().
+    pair_delay: float | None = None
+    history_delay: float = 0.0  # seconds the simulated phone takes to answer history
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: object) -> SimulatorOptions:
+        options = {
+            "scale": settings.simulator_scale,
+            "seed": settings.simulator_seed,
+            "live_rate": settings.simulator_live_rate,
+            "history_delay": settings.simulator_history_delay,
+            **overrides,
+        }
+        return cls(**options)  # type: ignore[arg-type]
+
+
+class EngineFactory:
+    def __init__(self, settings: Settings, simulator: SimulatorOptions | None = None) -> None:
+        self.settings = settings
+        self.simulator = simulator or SimulatorOptions.from_settings(settings)
+
+    @property
+    def default_engine(self) -> str:
+        if self.settings.session_engine:
+            return self.settings.session_engine
+        return "neonize" if neonize_installed() else "simulator"
+
+    def check(self, engine: str) -> str:
+        if engine not in ENGINE_NAMES:
+            raise ConfigError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINE_NAMES)}")
+        if engine == "neonize" and not neonize_installed():
+            raise ConfigError("the neonize engine is not installed: pip install neonize")
+        return engine
+
+    def build(self, session: str, engine: str, *, new: bool = False) -> Engine:
+        """The engine of `session`; `new` starts pairing instead of using stored keys."""
+        self.check(engine)
+        if engine == "simulator":
+            return self._simulator(new=new)
+        from wasync.engines.neonize.setup import neonize_engine_for
+
+        return neonize_engine_for(self.settings, session, allow_pairing=new)
+
+    def _simulator(self, *, new: bool) -> Engine:
+        from wasync.engines.simulator import SCALES, Faults, Network, SimulatorEngine
+
+        opts = self.simulator
+        if opts.scale not in SCALES:
+            raise ConfigError(f"unknown scale {opts.scale!r}: choose one of {', '.join(SCALES)}")
+        faults = Faults(
+            live_rate=opts.live_rate, latency=opts.latency, history_delay=opts.history_delay
+        )
+        network = Network.from_scale(opts.scale, opts.seed)
+        return SimulatorEngine(network, faults, paired=not new, auto_pair=False)
 
 
 def make_engine(
@@ -21,19 +96,9 @@ def make_engine(
     session: str = "default",
     settings: Settings | None = None,
 ) -> Engine:
-    if name == "neonize":
-        # Real WhatsApp: the session must have been paired (`wasync pair`) or imported.
-        from wasync.config import Settings
-        from wasync.engines.neonize.setup import neonize_engine_for
+    """A command's engine for a stored (paired) session."""
+    from wasync.config import Settings
 
-        return neonize_engine_for(settings or Settings(), session)
-    if name == "simulator":
-        from wasync.engines.simulator import SCALES, Network, SimulatorEngine
-
-        if scale not in SCALES:
-            raise ConfigError(f"unknown scale {scale!r}: choose one of {', '.join(SCALES)}")
-        simulator = SimulatorEngine(Network.from_scale(scale, seed))
-        if settings is not None:
-            simulator.faults.history_delay = settings.simulator_history_delay
-        return simulator
-    raise ConfigError(f"unknown engine {name!r}: choose one of {', '.join(ENGINES)}")
+    settings = settings or Settings()
+    simulator = SimulatorOptions.from_settings(settings, scale=scale, seed=seed)
+    return EngineFactory(settings, simulator).build(session, name)

@@ -19,15 +19,15 @@ from sqlalchemy import Connection
 
 from wasync.domain.models import MessageAnchor, MessageKey
 from wasync.engines.base import CapabilityMissing
-from wasync.history import jobrows
 from wasync.history.context import HistoryContext, PageGroup, anchor_for, anchor_of, page_marks
 from wasync.history.failures import as_engine_error, on_failure
-from wasync.history.jobrows import LeaseLost
 from wasync.history.kinds import BACKFILL, NOT_AVAILABLE, PRIORITY
 from wasync.history.progress import HistoryProgress
-from wasync.store import jobs as J
+from wasync.jobs import queries as queue
+from wasync.jobs.outcome import Defer, Done, Retry
+from wasync.jobs.outcome import JobOutcome as Outcome
+from wasync.jobs.queries import LeaseLost
 from wasync.store import queries
-from wasync.workers.runner import Defer, Done, Outcome, Retry
 
 QUEUED, ALREADY_QUEUED, FULLY_SYNCED = "queued", "already_queued", "fully_synced"
 
@@ -70,7 +70,7 @@ def request_backfill(
         "messages": 0,
     }
     for _ in range(3):  # a pending job may finish between our two statements
-        job_id = J.enqueue(
+        job_id = queue.enqueue(
             conn,
             BACKFILL,
             session_id=session_id,
@@ -82,7 +82,7 @@ def request_backfill(
         )
         if job_id is not None:
             return BackfillRequest(job_id, QUEUED)
-        pending = jobrows.pending_job(conn, BACKFILL, session_id, chat_jid)
+        pending = queue.pending_job(conn, BACKFILL, session_id, chat_jid)
         if pending is None:
             continue
         wider = dict(pending.payload)
@@ -90,7 +90,7 @@ def request_backfill(
             wider["mode"], wider["pages"] = "full", None
         elif wider.get("mode") == "older":
             wider["pages"] = max(int(wider.get("pages") or 1), int(wider.get("done", 0)) + pages)
-        if wider != pending.payload and not jobrows.replace_payload(conn, pending.id, wider, now):
+        if wider != pending.payload and not queue.replace_payload(conn, pending.id, wider, now):
             continue  # it finished between our statements: queue a new one
         return BackfillRequest(pending.id, ALREADY_QUEUED)
     raise RuntimeError(f"could not queue the backfill of {chat_jid}")  # pragma: no cover
@@ -121,7 +121,7 @@ def _pages_left(payload: dict[str, Any]) -> int | None:
     return max(0, int(payload.get("pages") or 1) - int(payload.get("done", 0)))
 
 
-async def run_backfill(ctx: HistoryContext, job: J.Job) -> Outcome:
+async def run_backfill(ctx: HistoryContext, job: queue.Job) -> Outcome:
     chat = str(job.payload["chat"])
     payload: dict[str, Any] = dict(job.payload)
     mode = str(payload.get("mode", "older"))
@@ -197,11 +197,11 @@ async def _done_unless_widened(ctx: HistoryContext, job_id: int, fully_synced: b
     """
 
     def complete() -> bool:
-        with ctx.db.write() as conn:
-            payload = jobrows.owned_payload(conn, job_id, ctx.owner)
+        with ctx.writing() as conn:
+            payload = queue.owned_payload(conn, job_id, ctx.owner)
             if not fully_synced and _pages_left(payload) != 0:
                 return False  # widened: more to do
-            return J.complete(conn, job_id, ctx.owner)
+            return queue.complete(conn, job_id, ctx.owner)
 
     try:
         finished = await asyncio.to_thread(complete)

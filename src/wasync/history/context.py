@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,13 +14,14 @@ from sqlalchemy import Connection, select
 from wasync.domain.batch import Batch
 from wasync.domain.models import Message, MessageAnchor, MessageKey
 from wasync.engines.base import Engine, changes_of
-from wasync.history import jobrows
 from wasync.history.hook import ReplayTracker
 from wasync.history.options import HistoryOptions
 from wasync.history.progress import HistoryProgress, ProgressListener, emit
+from wasync.jobs import queries as queue
 from wasync.store.db import Database
 from wasync.store.schema import messages
 from wasync.store.writes import WriteResult
+from wasync.sync.commit import WriteFn
 from wasync.sync.hooks import Hooks, TransactionHook
 from wasync.sync.initial import save_history_page
 
@@ -35,6 +37,11 @@ class HistoryContext:
     hooks: Hooks = ()
     replay: ReplayTracker | None = None
     on_progress: ProgressListener | None = None
+    # The session's (fenced) write transaction; db.write when none is given.
+    write: WriteFn | None = None
+
+    def writing(self) -> AbstractContextManager[Connection]:
+        return (self.write or self.db.write)()
 
     async def emit(self, progress: HistoryProgress) -> None:
         await emit(self.on_progress, progress)
@@ -46,7 +53,7 @@ class PageGroup:
 
     They are committed together, with the job's progress (pages done, messages) and
     the caller's own record, in one transaction that also checks the job is still
-    ours (jobrows.LeaseLost otherwise): a crash loses only uncommitted pages, which
+    ours (queue.LeaseLost otherwise): a crash loses only uncommitted pages, which
     the resumed job asks for again, so no page is ever skipped or counted twice.
     """
 
@@ -80,10 +87,10 @@ class PageGroup:
         stored: dict[str, Any] = {}
 
         def record(conn: Connection, session_id: int, batch: Batch, result: WriteResult) -> None:
-            payload = jobrows.owned_payload(conn, self.job_id, ctx.owner)
+            payload = queue.owned_payload(conn, self.job_id, ctx.owner)
             payload["done"] = int(payload.get("done", 0)) + len(pages)
             payload["messages"] = int(payload.get("messages", 0)) + sum(map(len, pages))
-            jobrows.record_progress(conn, self.job_id, ctx.owner, payload, time.time())
+            queue.record_progress(conn, self.job_id, ctx.owner, payload, time.time())
             if also is not None:
                 also(conn, session_id, batch, result)
             stored.update(payload)
@@ -98,6 +105,7 @@ class PageGroup:
             reached_start,
             (*ctx.hooks, record),
             [change for page in pages for change in changes_of(page)],
+            ctx.write,
         )
         return stored
 

@@ -23,9 +23,10 @@ from wasync.engines.base import EngineError, NotConnected, RateLimited, Transien
 from wasync.history import gaps
 from wasync.history.context import HistoryContext
 from wasync.history.progress import HistoryProgress
-from wasync.store.jobs import Job
+from wasync.jobs.outcome import Defer, Retry
+from wasync.jobs.outcome import JobOutcome as Outcome
+from wasync.jobs.queries import Job
 from wasync.store.writes import mark_chat_error
-from wasync.workers.runner import Defer, Outcome, Retry
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ async def on_failure(
             gaps.set_status(conn, ctx.session_id, [progress.chat_jid], gaps.FAILED)
 
     def write() -> None:
-        with ctx.db.write() as conn:
+        with ctx.writing() as conn:
             record(conn)
 
     await asyncio.to_thread(write)

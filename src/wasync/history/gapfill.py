@@ -25,13 +25,14 @@ from wasync.engines.base import CapabilityMissing, EngineError, NotConnected
 from wasync.history import gaps
 from wasync.history.context import HistoryContext, PageGroup, anchor_for, anchor_of, page_marks
 from wasync.history.failures import as_engine_error, on_failure
-from wasync.history.jobrows import LeaseLost
 from wasync.history.kinds import GAP_FILL, NOT_AVAILABLE, PRIORITY
 from wasync.history.progress import HistoryProgress
-from wasync.store import jobs as J
+from wasync.jobs import queries as queue
+from wasync.jobs.outcome import Defer, Done, Retry
+from wasync.jobs.outcome import JobOutcome as Outcome
+from wasync.jobs.queries import LeaseLost
 from wasync.store.writes import WriteResult, mark_chat_error
 from wasync.sync.hooks import TransactionHook
-from wasync.workers.runner import Defer, Done, Outcome, Retry
 
 _LOST = (
     f"{NOT_AVAILABLE}: newer messages exist on WhatsApp than the offline replay "
@@ -39,7 +40,7 @@ _LOST = (
 )
 
 
-async def run_gap_scan(ctx: HistoryContext, job: J.Job) -> Outcome:
+async def run_gap_scan(ctx: HistoryContext, job: queue.Job) -> Outcome:
     replay = ctx.replay
     if replay is not None and replay.replaying(ctx.session_id, ctx.options.replay_patience):
         return Defer(time.time() + 0.5)
@@ -79,7 +80,7 @@ def _plan_fills(
 ) -> None:
     sid = ctx.session_id
     now = int(time.time())
-    with ctx.db.write() as conn:
+    with ctx.writing() as conn:
         gaps.lock_rows(conn, sid)
         fill: list[str] = []
         empty: list[str] = []
@@ -107,7 +108,7 @@ def _plan_fills(
                     gaps.start_gap(conn, sid, jid, floor, now)
                     fill.append(jid)
         gaps.set_status(conn, sid, fill, gaps.FILLING)
-        J.enqueue_many(
+        queue.enqueue_many(
             conn,
             GAP_FILL,
             session_id=sid,
@@ -142,7 +143,7 @@ def _move_gap(
     return hook
 
 
-async def run_gap_fill(ctx: HistoryContext, job: J.Job) -> Outcome:
+async def run_gap_fill(ctx: HistoryContext, job: queue.Job) -> Outcome:
     chat = str(job.payload["chat"])
     payload: dict[str, Any] = dict(job.payload)
 

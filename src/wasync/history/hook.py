@@ -16,10 +16,10 @@ from sqlalchemy import Connection
 
 from wasync.domain import events as ev
 from wasync.domain.batch import Batch
-from wasync.history import gaps, jobrows
+from wasync.history import gaps
 from wasync.history.kinds import GAP_SCAN, PRIORITY
 from wasync.history.options import HistoryOptions
-from wasync.store import jobs as J
+from wasync.jobs import queries as queue
 from wasync.store.writes import WriteResult
 
 
@@ -73,16 +73,16 @@ class ConnectHook:
         floor = gaps.open_gaps(conn, session_id, int(now))
         if floor is None:
             return
-        scans = jobrows.pending_jobs(conn, GAP_SCAN, session_id)
+        scans = queue.pending_jobs(conn, GAP_SCAN, session_id)
         floors = [floor, *(int(j.payload.get("floor", floor)) for j in scans)]
-        queued = [j for j in scans if j.state == J.JobState.QUEUED.value]
+        queued = [j for j in scans if j.state == queue.JobState.QUEUED.value]
         if queued:
             # A scan that has not started yet sees the new gaps too; it keeps the
             # oldest floor, so chats new during either outage are looked at.
-            jobrows.replace_payload(conn, queued[0].id, {"floor": min(floors)}, now)
+            queue.replace_payload(conn, queued[0].id, {"floor": min(floors)}, now)
             return
         # None waiting (one may be running and have read the gaps already): add one.
-        J.enqueue(
+        queue.enqueue(
             conn,
             GAP_SCAN,
             session_id=session_id,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wasync.config import Settings
-from wasync.store.retry import RetryPolicy
+from wasync.jobs.policy import RetryPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +30,8 @@ class HistoryOptions:
     poll_interval: float = 1.0
     # How long the gap scan waits for an offline replay that never says it is complete.
     replay_patience: float = 60.0
+    # The retry policy, when not the one made of the fields above (tests record it).
+    retry_policy: RetryPolicy | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> HistoryOptions:
@@ -46,6 +48,8 @@ class HistoryOptions:
 
     @property
     def policy(self) -> RetryPolicy:
+        if self.retry_policy is not None:
+            return self.retry_policy
         return RetryPolicy(
             max_attempts=self.max_attempts,
             base_delay=self.retry_delay,

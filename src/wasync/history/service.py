@@ -1,4 +1,5 @@
-"""The runtime service: a history worker per running session, and the requests API.
+"""The runtime service: the history job kinds, a context per running session, and the
+requests API.
 
 `install(runtime)` (wasync.history) registers it with its connect hook. The API and
 other features reach it with `history_service(runtime)`.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from wasync.bus import BusEvent
@@ -15,12 +17,13 @@ from wasync.domain.jid import to_jid
 from wasync.engines.base import CapabilityMissing
 from wasync.errors import DomainError
 from wasync.history.backfill import BackfillRequest, request_backfill
+from wasync.history.context import HistoryContext
 from wasync.history.hook import ConnectHook, ReplayTracker
-from wasync.history.kinds import NOT_AVAILABLE
+from wasync.history.jobs import history_kinds
+from wasync.history.kinds import KINDS, NOT_AVAILABLE
 from wasync.history.options import HistoryOptions
 from wasync.history.progress import HistoryProgress
 from wasync.history.view import chat_known, sync_state_view
-from wasync.history.worker import HistoryWorker
 from wasync.runtime import Runtime, SessionHandle
 from wasync.store.sessions import get_session
 
@@ -32,11 +35,15 @@ class ChatNotFound(DomainError):
 
 
 class HistoryService:
-    def __init__(self, options: HistoryOptions | None = None) -> None:
+    def __init__(
+        self, options: HistoryOptions | None = None, *, kinds: tuple[str, ...] = KINDS
+    ) -> None:
         self.options = options or HistoryOptions()
+        self.kinds = kinds
         self.replay = ReplayTracker()
         self.hook = ConnectHook(self.options, self.replay)
-        self.workers: dict[str, HistoryWorker] = {}
+        self.contexts: dict[str, HistoryContext] = {}
+        self._by_id: dict[int, HistoryContext] = {}
         self._runtime: Runtime | None = None
 
     @property
@@ -49,10 +56,12 @@ class HistoryService:
 
     async def start(self, runtime: Runtime) -> None:
         self._runtime = runtime
+        for kind in history_kinds(self.kinds, self.options, self._by_id.get):
+            runtime.jobs.register(kind)
 
     async def stop(self) -> None:
-        for name in list(self.workers):
-            await self.workers.pop(name).stop()
+        self.contexts.clear()
+        self._by_id.clear()
 
     async def session_added(self, handle: SessionHandle) -> None:
         runtime = self.runtime
@@ -61,23 +70,36 @@ class HistoryService:
         def publish(progress: HistoryProgress) -> None:
             runtime.bus.publish(BusEvent(name, "history.progress", progress.as_payload()))
 
-        worker = HistoryWorker(
+        ctx = HistoryContext(
             runtime.db,
             handle.session_id,
             name,
             handle.engine,
-            options=self.options,
-            hooks=runtime.hooks,
-            replay=self.replay,
-            on_progress=publish,
+            self.options,
+            runtime.jobs.owner,
+            tuple(runtime.hooks),
+            self.replay,
+            publish,
+            handle.write,
         )
-        await worker.start()
-        self.workers[name] = worker
+        self.contexts[name] = ctx
+        self._by_id[handle.session_id] = ctx
 
     async def session_removed(self, handle: SessionHandle) -> None:
-        worker = self.workers.pop(handle.name, None)
-        if worker is not None:
-            await worker.stop()
+        self.contexts.pop(handle.name, None)
+        self._by_id.pop(handle.session_id, None)
+
+    def listen(self, session: str, listener: Callable[[HistoryProgress], None]) -> None:
+        """Also tell `listener` about a running session's progress (the CLI's bar)."""
+        ctx = self.contexts[session]
+        publish = ctx.on_progress
+
+        def both(progress: HistoryProgress) -> None:
+            if publish is not None:
+                publish(progress)
+            listener(progress)
+
+        ctx.on_progress = both
 
     # Requests.
 
@@ -104,11 +126,7 @@ class HistoryService:
                     max_attempts=self.options.max_attempts,
                 )
 
-        result = await asyncio.to_thread(enqueue)
-        worker = self.workers.get(session)
-        if worker is not None:
-            worker.wake()
-        return result
+        return await asyncio.to_thread(enqueue)
 
     async def sync_state(self, session: str, chat: str) -> dict[str, Any]:
         """A chat's sync state; the session need not be running."""

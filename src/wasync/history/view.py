@@ -7,10 +7,10 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from wasync.domain.models import SyncState
-from wasync.history import jobrows
 from wasync.history.kinds import BACKFILL, GAP_FILL
+from wasync.jobs import queries as queue
+from wasync.jobs.queries import Job
 from wasync.store import queries
-from wasync.store.jobs import Job
 from wasync.store.schema import chats, sync_state
 
 
@@ -69,7 +69,7 @@ def sync_state_view(
                 state.gap_until_message_id, state.gap_until_sender_jid, state.gap_until_timestamp
             ),
             "detectedAt": state.gap_detected_at,
-            "job": _job(jobrows.latest_job(conn, GAP_FILL, session_id, chat_jid, prefix=True)),
+            "job": _job(queue.latest_job(conn, GAP_FILL, session_id, chat_jid, prefix=True)),
         }
     return {
         "chatJid": chat_jid,
@@ -80,7 +80,7 @@ def sync_state_view(
         "lastError": state.last_error,
         "lastErrorAt": last_error_at,
         "gap": gap,
-        "backfill": _job(jobrows.latest_job(conn, BACKFILL, session_id, chat_jid)),
+        "backfill": _job(queue.latest_job(conn, BACKFILL, session_id, chat_jid)),
         # Whether "load older" can work at all (None: the session is not running).
         "onDemandHistory": on_demand_history,
     }

@@ -10,7 +10,7 @@ read-only one.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,27 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # every insert then reads them back from the OS: measured with bench/ingest.py, 1M
 # messages took 5.5x the time of 200k with it. Reading connections keep the default.
 SQLITE_WRITER_CACHE_KIB = 32 * 1024
+
+# Where a transaction keeps what it wants announced once it commits (see
+# `Database.announce`): the connection's own scratch space, cleared at commit and
+# rollback alike, so a rolled-back transaction announces nothing.
+_ANNOUNCED = "wasync.announced"
+
+CommitListener = Callable[[set[tuple[object, ...]]], None]
+
+
+def announce(conn: Connection, topic: str, item: tuple[object, ...]) -> bool:
+    """Tell `topic`'s listeners (`Database.on_commit`) about `item` once this
+    transaction commits; False when it was announced in this transaction already.
+
+    For work that must not be seen before its rows are: a job enqueued inside a batch's
+    transaction wakes the runner only after the commit made it claimable.
+    """
+    items = conn.info.setdefault(_ANNOUNCED, {}).setdefault(topic, set())
+    if item in items:
+        return False
+    items.add(item)
+    return True
 
 
 def normalize_url(url: str) -> str:
@@ -92,6 +113,38 @@ class Database:
                 max_overflow=10,
             )
             self._reader = self._writer
+        self._commit_listeners: dict[str, list[CommitListener]] = {}
+
+    # After-commit announcements (see `announce`).
+
+    def on_commit(self, topic: str, listener: CommitListener) -> None:
+        """Call `listener(items)` after each commit that announced `topic` items. It
+        runs in the committing thread: hand work to an event loop thread-safely."""
+        self._commit_listeners.setdefault(topic, []).append(listener)
+
+    def remove_commit_listener(self, topic: str, listener: CommitListener) -> None:
+        found = self._commit_listeners.get(topic, [])
+        if listener in found:
+            found.remove(listener)
+
+    def _dispatch(self, announced: dict[str, set[tuple[object, ...]]]) -> None:
+        for topic, items in announced.items():
+            for listener in list(self._commit_listeners.get(topic, ())):
+                listener(items)
+
+    def has_listeners(self, topic: str) -> bool:
+        return bool(self._commit_listeners.get(topic))
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database file, or None (PostgreSQL, or SQLite in memory)."""
+        if not self.is_sqlite:
+            return None
+        database = make_url(self.url).database
+        if self._in_memory(database):
+            return None
+        assert database is not None
+        return Path(database).expanduser()
 
     @staticmethod
     def _in_memory(database: str | None) -> bool:
@@ -150,12 +203,19 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A write transaction: committed on success, rolled back on error."""
+        """A write transaction: committed on success, rolled back on error; what it
+        announced (`announce`) reaches the listeners once the commit is done."""
+        announced: dict[str, set[tuple[object, ...]]] | None = None
         try:
             with self._writer.begin() as conn:
-                yield conn
+                try:
+                    yield conn
+                finally:
+                    announced = conn.info.pop(_ANNOUNCED, None)
         except OperationalError as exc:
             raise StoreError(f"database write failed: {exc.orig}") from exc
+        if announced:
+            self._dispatch(announced)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -218,6 +219,9 @@ jobs = Table(
     Column("session_id", Integer, ForeignKey("sessions.id", ondelete="CASCADE")),
     # Dedup key: at most one queued-or-running job per (kind, session, unique_key).
     Column("unique_key", String),
+    # What the job acts on (a delivery's endpoint id): the runner caps how many jobs of
+    # one target run at once.
+    Column("target", String),
     Column("payload", Text, nullable=False, server_default="{}"),
     Column("state", String, nullable=False, server_default="queued"),
     Column("priority", Integer, nullable=False, server_default="0"),
@@ -230,6 +234,8 @@ jobs = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("finished_at", Float),
+    # What a finished job answered (JSON): a command's reply to the node that asked.
+    Column("result", Text),
     Index(
         "uq_jobs_pending_key",
         "kind",
@@ -240,6 +246,8 @@ jobs = Table(
         postgresql_where=text("state IN ('queued', 'running')"),
     ),
     Index(None, "state", "kind", "run_at"),
+    # The runner claims per (kind, session) and asks when each one's next job is due.
+    Index(None, "kind", "session_id", "state", "run_at"),
 )
 
 # Delivery (webhooks, Discord): endpoints per session, by session name so that a
@@ -272,4 +280,86 @@ picture_posts = Table(
     Column("picture_id", String),
     Column("sha256", String),
     Column("updated_at", BigInteger, nullable=False),
+)
+
+
+# The cluster (several `wasync serve` on one PostgreSQL; on SQLite, the processes of one
+# machine): the nodes alive, and which one runs each session.
+cluster_nodes = Table(
+    "cluster_nodes",
+    metadata,
+    Column("name", String, primary_key=True),
+    # A new process under the same name is a new incarnation: a node that restarts must
+    # not mistake its predecessor for itself.
+    Column("incarnation", String, nullable=False),
+    Column("address", Text),
+    Column("host", String),
+    Column("pid", Integer),
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+    # The node's own figures (JSON) for the cluster view and the dashboard.
+    Column("stats", Text),
+)
+
+# One row per session once some process ran it. `holder` runs it now (NULL: nobody);
+# `epoch` grows at every change of hands and fences every write the session makes: a
+# write carrying an older epoch is refused (sessions/ownership.py).
+session_leases = Table(
+    "session_leases",
+    metadata,
+    Column(
+        "session_id",
+        Integer,
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        primary_key=True,
+        nullable=False,
+    ),
+    Column("holder", String),
+    Column("holder_detail", Text),  # what the holder is, for people: "wasync sync, pid 4242"
+    Column("epoch", BigInteger, nullable=False, server_default="0"),
+    # NULL while an operating-system file lock holds the session (SQLite, one machine).
+    Column("expires_at", Float),
+    Column("acquired_at", Float),
+    Index(None, "holder"),
+)
+
+# Media every node can serve: content-addressed blobs, and the names they are served at.
+media_blobs = Table(
+    "media_blobs",
+    metadata,
+    Column("sha256", String, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+media_objects = Table(
+    "media_objects",
+    metadata,
+    Column("key", String, primary_key=True),  # e.g. avatars/<session>/<jid>.jpg
+    Column("sha256", String, nullable=False),
+    Column("content_type", String),
+    Column("size", BigInteger, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index(None, "sha256"),
+)
+
+# Live events too large for one NOTIFY (8,000 bytes): the notification names the row.
+bus_spill = Table(
+    "bus_spill",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("payload", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# The simulated WhatsApp's view of who is connected to each simulated account, shared
+# by every process on the database: like WhatsApp, it drops the older of two
+# connections of one account ("replaced"). Only simulator sessions use it.
+simulator_connections = Table(
+    "simulator_connections",
+    metadata,
+    Column("account", String, primary_key=True),
+    Column("connection", String, nullable=False),
+    Column("connected_at", Float, nullable=False),
 )

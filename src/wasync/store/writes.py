@@ -13,15 +13,20 @@ matter:
 
 Rows are written in key order: concurrent transactions (live batches, history pages)
 then lock the rows they share in the same order, so PostgreSQL cannot deadlock them.
+
+Several sessions' batches can be written in one call (`write_batches`): the process's
+one live writer commits every session's events together, and each statement runs
+once, with every session's rows, whatever the number of sessions. The statements are
+compiled once (store/statements.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, bindparam, case, delete, literal_column, or_, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, case, literal_column, or_, tuple_
 
 from wasync.domain.batch import Batch
 from wasync.domain.jid import chat_kind_of
@@ -36,7 +41,7 @@ from wasync.store.schema import (
     reactions,
     sync_state,
 )
-from wasync.store.upsert import upsert
+from wasync.store.statements import Upsert
 
 _CONTACT_FIELDS = ("name", "push_name", "business_name", "phone", "lid")
 _MESSAGE_FIELDS = (
@@ -63,64 +68,12 @@ class WriteResult:
     senders: set[str] = field(default_factory=set)
 
 
-def write_batch(conn: Connection, session_id: int, batch: Batch, now: int) -> WriteResult:
-    result = WriteResult()
-    msgs = list(batch.messages.values())
-    _write_contacts(conn, session_id, batch, msgs, now, result)
-    _write_chats(conn, session_id, batch, msgs, now, result)
-    _write_groups(conn, session_id, batch, now)
-    if msgs:
-        _insert_messages(conn, session_id, msgs)
-        _advance_sync_state(conn, session_id, msgs, now)
-        result.messages = len(msgs)
-    _write_edits(conn, session_id, batch)
-    _write_revokes(conn, session_id, batch)
-    _write_reactions(conn, session_id, batch)
-    for jid in sorted(batch.complete_chats):
-        mark_fully_synced(conn, session_id, jid, now)
-    return result
+def _coalesce(new: Any, old: Any) -> Any:
+    return case((new.is_(None), old), else_=new)
 
 
-def _message_upsert(dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
-    """The message upsert as SQL text for this dialect, built once by SQLAlchemy.
-
-    Messages are the one hot statement: executing the compiled text with plain tuples
-    skips SQLAlchemy's per-row parameter processing, which otherwise costs more than
-    the database work itself. Returns the SQL and, for positional drivers, the
-    parameter order.
-    """
-    cached = _UPSERT_SQL.get(dialect.name)
-    if cached is not None:
-        return cached
-    make = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
-    ins = make(messages).values({name: bindparam(name) for name in R.MESSAGE_COLUMNS})
-    stmt = ins.on_conflict_do_update(
-        index_elements=["session_id", "chat_jid", "sender_jid", "message_id"],
-        set_=_replace_placeholder(ins.excluded),
-        # A literal, so the compiled text needs no parameters beyond the row's.
-        where=messages.c.kind == literal_column(f"'{MessageKind.UNKNOWN.value}'"),
-    )
-    compiled = stmt.compile(dialect=dialect)
-    order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
-    _UPSERT_SQL[dialect.name] = (str(compiled), order)
-    return _UPSERT_SQL[dialect.name]
-
-
-_UPSERT_SQL: dict[str, tuple[str, tuple[str, ...] | None]] = {}
-
-
-def _insert_messages(conn: Connection, session_id: int, msgs: list[Message]) -> None:
-    sql, order = _message_upsert(conn.dialect)
-    # Tuples start with the message's key: sorting them puts the rows in key order.
-    values = sorted(R.message_values(session_id, m) for m in msgs)
-    if order is None:
-        params: list[Any] = [dict(zip(R.MESSAGE_COLUMNS, v, strict=True)) for v in values]
-    elif order == R.MESSAGE_COLUMNS:
-        params = values
-    else:  # pragma: no cover - only if SQLAlchemy ever reorders VALUES
-        index = [R.MESSAGE_COLUMNS.index(name) for name in order]
-        params = [tuple(v[i] for i in index) for v in values]
-    conn.exec_driver_sql(sql, params)
+def _later(new: Any, old: Any) -> Any:
+    return case((or_(old.is_(None), new > old), new), else_=old)
 
 
 def _replace_placeholder(x: Any) -> dict[str, Any]:
@@ -130,18 +83,264 @@ def _replace_placeholder(x: Any) -> dict[str, Any]:
     return update
 
 
+def _sync_state_update(x: Any) -> dict[str, Any]:
+    s = sync_state.c
+    newer = or_(
+        s.newest_timestamp.is_(None),
+        tuple_(x.newest_timestamp, x.newest_message_id)
+        > tuple_(s.newest_timestamp, s.newest_message_id),
+    )
+    older = or_(
+        s.oldest_timestamp.is_(None),
+        tuple_(x.oldest_timestamp, x.oldest_message_id)
+        < tuple_(s.oldest_timestamp, s.oldest_message_id),
+    )
+    out: dict[str, Any] = {"last_synced_at": x.last_synced_at}
+    for f in ("newest_message_id", "newest_sender_jid", "newest_timestamp"):
+        out[f] = case((newer, x[f]), else_=s[f])
+    for f in ("oldest_message_id", "oldest_sender_jid", "oldest_timestamp"):
+        out[f] = case((older, x[f]), else_=s[f])
+    return out
+
+
+_MESSAGE_KEY = ("session_id", "chat_jid", "sender_jid", "message_id")
+_CHAT_COLUMNS = (
+    "session_id", "jid", "kind", "name", "last_message_at", "unread_count", "archived",
+    "pinned", "muted_until", "updated_at",
+)  # fmt: skip
+_SYNC_COLUMNS = (
+    "session_id", "chat_jid", "newest_message_id", "newest_sender_jid", "newest_timestamp",
+    "oldest_message_id", "oldest_sender_jid", "oldest_timestamp", "last_synced_at",
+)  # fmt: skip
+_PLACEHOLDER = (*_MESSAGE_KEY, "from_me", "timestamp", "kind")
+
+# The statements of a batch, built once (compiled on first use per dialect).
+MESSAGES = Upsert(
+    messages,
+    R.MESSAGE_COLUMNS,
+    keys=_MESSAGE_KEY,
+    update=_replace_placeholder,
+    # A literal, so the compiled text needs no parameters beyond the row's.
+    where=lambda x: messages.c.kind == literal_column(f"'{MessageKind.UNKNOWN.value}'"),
+)
+CONTACTS = Upsert(
+    contacts,
+    ("session_id", "jid", *_CONTACT_FIELDS, "updated_at"),
+    keys=("session_id", "jid"),
+    # A partial record must not erase what a fuller one said before.
+    update=lambda x: {
+        **{f: _coalesce(x[f], contacts.c[f]) for f in _CONTACT_FIELDS},
+        "updated_at": x.updated_at,
+    },
+)
+# Three kinds of chat row, three update rules: a full chat record replaces the chat's
+# metadata; a group record only names it (it knows nothing of unread, archived,
+# pinned or muted, so it must not reset them); activity alone only moves
+# last_message_at forward.
+CHAT_ACTIVITY = Upsert(
+    chats,
+    _CHAT_COLUMNS,
+    keys=("session_id", "jid"),
+    update=lambda x: {"last_message_at": _later(x.last_message_at, chats.c.last_message_at)},
+)
+CHAT_OF_GROUP = Upsert(
+    chats,
+    _CHAT_COLUMNS,
+    keys=("session_id", "jid"),
+    update=lambda x: {
+        "kind": x.kind,
+        "name": _coalesce(x.name, chats.c.name),
+        "last_message_at": _later(x.last_message_at, chats.c.last_message_at),
+        "updated_at": x.updated_at,
+    },
+)
+CHAT_RECORD = Upsert(
+    chats,
+    _CHAT_COLUMNS,
+    keys=("session_id", "jid"),
+    update=lambda x: {
+        "kind": x.kind,
+        "name": _coalesce(x.name, chats.c.name),
+        "last_message_at": _later(x.last_message_at, chats.c.last_message_at),
+        "unread_count": x.unread_count,
+        "archived": x.archived,
+        "pinned": x.pinned,
+        "muted_until": x.muted_until,
+        "updated_at": x.updated_at,
+    },
+)
+GROUPS = Upsert(
+    groups,
+    ("session_id", "jid", "name", "topic", "owner_jid", "created_at", "updated_at"),
+    keys=("session_id", "jid"),
+    update=lambda x: {
+        "name": _coalesce(x.name, groups.c.name),
+        "topic": x.topic,
+        "owner_jid": _coalesce(x.owner_jid, groups.c.owner_jid),
+        "created_at": _coalesce(x.created_at, groups.c.created_at),
+        "updated_at": x.updated_at,
+    },
+)
+PARTICIPANTS = Upsert(
+    group_participants,
+    (
+        "session_id",
+        "group_jid",
+        "participant_jid",
+        "is_admin",
+        "is_super_admin",
+        "phone",
+        "lid",
+        "display_name",
+    ),
+    keys=("session_id", "group_jid", "participant_jid"),
+)
+_DELETE_PARTICIPANTS = "DELETE FROM group_participants WHERE session_id = {p} AND group_jid = {p}"
+SYNC_STATE = Upsert(
+    sync_state, _SYNC_COLUMNS, keys=("session_id", "chat_jid"), update=_sync_state_update
+)
+EDITS = Upsert(
+    messages,
+    (*_PLACEHOLDER, "text", "edited_at"),
+    keys=_MESSAGE_KEY,
+    update=lambda x: {"text": x.text, "edited_at": x.edited_at},
+    where=lambda x: or_(messages.c.edited_at.is_(None), messages.c.edited_at < x.edited_at),
+)
+REVOKES = Upsert(
+    messages,
+    (*_PLACEHOLDER, "revoked_at", "revoked_by"),
+    keys=_MESSAGE_KEY,
+    update=("revoked_at", "revoked_by"),
+    where=lambda x: messages.c.revoked_at.is_(None),
+)
+REACTIONS = Upsert(
+    reactions,
+    (
+        "session_id",
+        "chat_jid",
+        "target_sender_jid",
+        "target_message_id",
+        "sender_jid",
+        "emoji",
+        "timestamp",
+    ),
+    keys=("session_id", "chat_jid", "target_sender_jid", "target_message_id", "sender_jid"),
+    update=("emoji", "timestamp"),
+    where=lambda x: reactions.c.timestamp <= x.timestamp,
+)
+CHAT_ERROR = Upsert(
+    sync_state,
+    ("session_id", "chat_jid", "last_error", "last_error_at"),
+    keys=("session_id", "chat_jid"),
+    update=("last_error", "last_error_at"),
+)
+FULLY_SYNCED = Upsert(
+    sync_state,
+    ("session_id", "chat_jid", "fully_synced", "last_synced_at"),
+    keys=("session_id", "chat_jid"),
+    update=("fully_synced", "last_synced_at"),
+)
+
+
+def write_batch(conn: Connection, session_id: int, batch: Batch, now: int) -> WriteResult:
+    return write_batches(conn, [(session_id, batch)], now)[0]
+
+
+def write_batches(
+    conn: Connection, items: Sequence[tuple[int, Batch]], now: int
+) -> list[WriteResult]:
+    """Write several sessions' batches; each statement runs once for all of them."""
+    results = [WriteResult() for _ in items]
+    contact_rows: list[tuple[Any, ...]] = []
+    chat_rows: dict[str, list[tuple[Any, ...]]] = {"chat": [], "group": [], "activity": []}
+    group_rows: list[tuple[Any, ...]] = []
+    gone_members: list[tuple[int, str]] = []
+    member_rows: list[tuple[Any, ...]] = []
+    message_rows: list[tuple[Any, ...]] = []
+    sync_rows: list[tuple[Any, ...]] = []
+    edit_rows: list[tuple[Any, ...]] = []
+    revoke_rows: list[tuple[Any, ...]] = []
+    reaction_rows: list[tuple[Any, ...]] = []
+    complete_rows: list[tuple[Any, ...]] = []
+    for (sid, batch), result in zip(items, results, strict=True):
+        msgs = list(batch.messages.values())
+        contact_rows += _contact_rows(sid, batch, msgs, now, result)
+        for kind, rows in _chat_rows(sid, batch, msgs, now, result).items():
+            chat_rows[kind] += rows
+        for jid in sorted(batch.groups):
+            g = batch.groups[jid]
+            group_rows.append((sid, g.jid, g.name, g.topic, g.owner_jid, g.created_at, now))
+            gone_members.append((sid, g.jid))
+            member_rows += [
+                (sid, g.jid, p.jid, p.is_admin, p.is_super_admin, p.phone, p.lid, p.display_name)
+                for p in g.participants
+            ]
+        if msgs:
+            message_rows += [R.message_values(sid, m) for m in msgs]
+            sync_rows += _sync_rows(sid, msgs, now)
+            result.messages = len(msgs)
+        for _, e in sorted(batch.edits.items()):
+            k = e.key
+            edit_rows.append(
+                (sid, k.chat_jid, k.sender_jid, k.message_id, False, e.edited_at,
+                 MessageKind.UNKNOWN.value, e.text, e.edited_at)
+            )  # fmt: skip
+        for _, rv in sorted(batch.revokes.items()):
+            k = rv.key
+            revoke_rows.append(
+                (sid, k.chat_jid, k.sender_jid, k.message_id, False, rv.revoked_at,
+                 MessageKind.UNKNOWN.value, rv.revoked_at, rv.revoked_by)
+            )  # fmt: skip
+        for _, rx in sorted(batch.reactions.items()):
+            t = rx.target
+            reaction_rows.append(
+                (sid, t.chat_jid, t.sender_jid, t.message_id, rx.sender_jid, rx.emoji or None,
+                 rx.timestamp)
+            )  # fmt: skip
+        complete_rows += [(sid, jid, True, now) for jid in sorted(batch.complete_chats)]
+    # Key order across sessions too: rows are tuples that start with their key.
+    CONTACTS.run(conn, sorted(contact_rows))
+    for kind, upsert in (
+        ("activity", CHAT_ACTIVITY),
+        ("group", CHAT_OF_GROUP),
+        ("chat", CHAT_RECORD),
+    ):
+        upsert.run(conn, sorted(chat_rows[kind], key=_key2))
+    if group_rows:
+        GROUPS.run(conn, sorted(group_rows, key=_key2))
+        # A group record carries its whole membership: replace it.
+        conn.exec_driver_sql(_delete_participants(conn), sorted(gone_members))
+        PARTICIPANTS.run(conn, sorted(member_rows, key=_key3))
+    if message_rows:
+        MESSAGES.run(conn, sorted(message_rows))
+        SYNC_STATE.run(conn, sorted(sync_rows, key=_key2))
+    EDITS.run(conn, edit_rows)
+    REVOKES.run(conn, revoke_rows)
+    REACTIONS.run(conn, reaction_rows)
+    FULLY_SYNCED.run(conn, complete_rows)
+    return results
+
+
+def _key2(row: tuple[Any, ...]) -> tuple[Any, Any]:
+    return row[0], row[1]
+
+
+def _key3(row: tuple[Any, ...]) -> tuple[Any, Any, Any]:
+    return row[0], row[1], row[2]
+
+
+def _delete_participants(conn: Connection) -> str:
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    return _DELETE_PARTICIPANTS.format(p=mark)
+
+
 def _is_person(jid: str) -> bool:
     return jid.endswith(("@s.whatsapp.net", "@lid"))
 
 
-def _write_contacts(
-    conn: Connection,
-    session_id: int,
-    batch: Batch,
-    msgs: list[Message],
-    now: int,
-    result: WriteResult,
-) -> None:
+def _contact_rows(
+    session_id: int, batch: Batch, msgs: list[Message], now: int, result: WriteResult
+) -> list[tuple[Any, ...]]:
     found: dict[str, Contact] = dict(batch.contacts)
     # Senders are contacts too (a first message from a stranger is a new lead).
     for m in msgs:
@@ -161,37 +360,22 @@ def _write_contacts(
                 phone=old.phone,
                 lid=old.lid,
             )
-    if not found:
-        return
-    upsert(
-        conn,
-        contacts,
-        [R.contact_row(session_id, found[jid], now) for jid in sorted(found)],
-        keys=("session_id", "jid"),
-        # A partial record must not erase what a fuller one said before.
-        update=lambda x: {
-            **{f: _coalesce(x[f], contacts.c[f]) for f in _CONTACT_FIELDS},
-            "updated_at": x.updated_at,
-        },
-    )
+    return [
+        (session_id, c.jid, c.name, c.push_name, c.business_name, c.phone, c.lid, now)
+        for c in found.values()
+    ]
 
 
-def _coalesce(new: Any, old: Any) -> Any:
-    return case((new.is_(None), old), else_=new)
+def _chat_values(session_id: int, c: Chat, now: int) -> list[Any]:
+    return [
+        session_id, c.jid, c.kind.value, c.name, c.last_message_at, c.unread_count,
+        c.archived, c.pinned, c.muted_until, now,
+    ]  # fmt: skip
 
 
-def _later(new: Any, old: Any) -> Any:
-    return case((or_(old.is_(None), new > old), new), else_=old)
-
-
-def _write_chats(
-    conn: Connection,
-    session_id: int,
-    batch: Batch,
-    msgs: list[Message],
-    now: int,
-    result: WriteResult,
-) -> None:
+def _chat_rows(
+    session_id: int, batch: Batch, msgs: list[Message], now: int, result: WriteResult
+) -> dict[str, list[tuple[Any, ...]]]:
     found: dict[str, Chat] = dict(batch.chats)
     for g in batch.groups.values():
         found.setdefault(g.jid, R.group_chat(g))
@@ -200,98 +384,24 @@ def _write_chats(
         jid = m.key.chat_jid
         if m.timestamp > activity.get(jid, -1):
             activity[jid] = m.timestamp
-    rows = []
+    out: dict[str, list[tuple[Any, ...]]] = {"chat": [], "group": [], "activity": []}
+
+    def kind_of(jid: str) -> str:
+        return "chat" if jid in batch.chats else "group" if jid in batch.groups else "activity"
+
     for jid, ts in activity.items():
-        chat = found.pop(jid, None)
-        row = (
-            R.chat_row(session_id, chat, now)
-            if chat is not None
-            else R.chat_row(session_id, Chat(jid=jid, kind=chat_kind_of(jid)), now)
-        )
-        if row["last_message_at"] is None or ts > row["last_message_at"]:
-            row["last_message_at"] = ts
-        rows.append(row)
-    rows.extend(R.chat_row(session_id, c, now) for c in found.values())
-    rows.sort(key=lambda row: str(row["jid"]))
+        chat = found.pop(jid, None) or Chat(jid=jid, kind=chat_kind_of(jid))
+        row = _chat_values(session_id, chat, now)
+        if row[4] is None or ts > row[4]:
+            row[4] = ts
+        out[kind_of(jid)].append(tuple(row))
+    for c in found.values():
+        out[kind_of(c.jid)].append(tuple(_chat_values(session_id, c, now)))
     result.chats_touched.update(activity)
-    if not rows:
-        return
-    # Three kinds of row, three update rules: a full chat record replaces the chat's
-    # metadata; a group record only names it (it knows nothing of unread, archived,
-    # pinned or muted, so it must not reset them); activity alone only moves
-    # last_message_at forward.
-    keys = ("session_id", "jid")
-    by_kind: dict[str, list[dict[str, Any]]] = {"chat": [], "group": [], "activity": []}
-    for r in rows:
-        jid = r["jid"]
-        kind = "chat" if jid in batch.chats else "group" if jid in batch.groups else "activity"
-        by_kind[kind].append(r)
-    upsert(
-        conn,
-        chats,
-        by_kind["activity"],
-        keys=keys,
-        update=lambda x: {"last_message_at": _later(x.last_message_at, chats.c.last_message_at)},
-    )
-    upsert(
-        conn,
-        chats,
-        by_kind["group"],
-        keys=keys,
-        update=lambda x: {
-            "kind": x.kind,
-            "name": _coalesce(x.name, chats.c.name),
-            "last_message_at": _later(x.last_message_at, chats.c.last_message_at),
-            "updated_at": x.updated_at,
-        },
-    )
-    upsert(
-        conn,
-        chats,
-        by_kind["chat"],
-        keys=keys,
-        update=lambda x: {
-            "kind": x.kind,
-            "name": _coalesce(x.name, chats.c.name),
-            "last_message_at": _later(x.last_message_at, chats.c.last_message_at),
-            "unread_count": x.unread_count,
-            "archived": x.archived,
-            "pinned": x.pinned,
-            "muted_until": x.muted_until,
-            "updated_at": x.updated_at,
-        },
-    )
+    return out
 
 
-def _write_groups(conn: Connection, session_id: int, batch: Batch, now: int) -> None:
-    if not batch.groups:
-        return
-    upsert(
-        conn,
-        groups,
-        [R.group_row(session_id, batch.groups[jid], now) for jid in sorted(batch.groups)],
-        keys=("session_id", "jid"),
-        update=lambda x: {
-            "name": _coalesce(x.name, groups.c.name),
-            "topic": x.topic,
-            "owner_jid": _coalesce(x.owner_jid, groups.c.owner_jid),
-            "created_at": _coalesce(x.created_at, groups.c.created_at),
-            "updated_at": x.updated_at,
-        },
-    )
-    # A group record carries its whole membership: replace it.
-    conn.execute(
-        delete(group_participants).where(
-            group_participants.c.session_id == session_id,
-            group_participants.c.group_jid.in_(list(batch.groups)),
-        )
-    )
-    rows = [r for g in batch.groups.values() for r in R.participant_rows(session_id, g)]
-    rows.sort(key=lambda row: (row["group_jid"], row["participant_jid"]))
-    upsert(conn, group_participants, rows, keys=("session_id", "group_jid", "participant_jid"))
-
-
-def _advance_sync_state(conn: Connection, session_id: int, msgs: list[Message], now: int) -> None:
+def _sync_rows(session_id: int, msgs: list[Message], now: int) -> list[tuple[Any, ...]]:
     newest: dict[str, Message] = {}
     oldest: dict[str, Message] = {}
     for m in msgs:
@@ -302,142 +412,31 @@ def _advance_sync_state(conn: Connection, session_id: int, msgs: list[Message], 
         o = oldest.get(jid)
         if o is None or (m.timestamp, m.key.message_id) < (o.timestamp, o.key.message_id):
             oldest[jid] = m
-    rows = [
-        {
-            "session_id": session_id,
-            "chat_jid": jid,
-            "newest_message_id": n.key.message_id,
-            "newest_sender_jid": n.key.sender_jid,
-            "newest_timestamp": n.timestamp,
-            "oldest_message_id": oldest[jid].key.message_id,
-            "oldest_sender_jid": oldest[jid].key.sender_jid,
-            "oldest_timestamp": oldest[jid].timestamp,
-            "last_synced_at": now,
-        }
-        for jid, n in sorted(newest.items())
-    ]
-    s = sync_state.c
-
-    def update(x: Any) -> dict[str, Any]:
-        newer = or_(
-            s.newest_timestamp.is_(None),
-            tuple_(x.newest_timestamp, x.newest_message_id)
-            > tuple_(s.newest_timestamp, s.newest_message_id),
-        )
-        older = or_(
-            s.oldest_timestamp.is_(None),
-            tuple_(x.oldest_timestamp, x.oldest_message_id)
-            < tuple_(s.oldest_timestamp, s.oldest_message_id),
-        )
-        out: dict[str, Any] = {"last_synced_at": x.last_synced_at}
-        for f in ("newest_message_id", "newest_sender_jid", "newest_timestamp"):
-            out[f] = case((newer, x[f]), else_=s[f])
-        for f in ("oldest_message_id", "oldest_sender_jid", "oldest_timestamp"):
-            out[f] = case((older, x[f]), else_=s[f])
-        return out
-
-    upsert(conn, sync_state, rows, keys=("session_id", "chat_jid"), update=update)
-
-
-def _write_edits(conn: Connection, session_id: int, batch: Batch) -> None:
-    if not batch.edits:
-        return
     rows = []
-    for _, e in sorted(batch.edits.items()):
-        row = R.placeholder_row(session_id, e.key, e.edited_at)
-        row["text"] = e.text
-        row["edited_at"] = e.edited_at
-        rows.append(row)
-    m = messages.c
-    upsert(
-        conn,
-        messages,
-        rows,
-        keys=("session_id", "chat_jid", "sender_jid", "message_id"),
-        update=lambda x: {"text": x.text, "edited_at": x.edited_at},
-        where=lambda x: or_(m.edited_at.is_(None), m.edited_at < x.edited_at),
-    )
-
-
-def _write_revokes(conn: Connection, session_id: int, batch: Batch) -> None:
-    if not batch.revokes:
-        return
-    rows = []
-    for _, r in sorted(batch.revokes.items()):
-        row = R.placeholder_row(session_id, r.key, r.revoked_at)
-        row["revoked_at"] = r.revoked_at
-        row["revoked_by"] = r.revoked_by
-        rows.append(row)
-    upsert(
-        conn,
-        messages,
-        rows,
-        keys=("session_id", "chat_jid", "sender_jid", "message_id"),
-        update=("revoked_at", "revoked_by"),
-        where=lambda x: messages.c.revoked_at.is_(None),
-    )
-
-
-def _write_reactions(conn: Connection, session_id: int, batch: Batch) -> None:
-    if not batch.reactions:
-        return
-    rows = [
-        {
-            "session_id": session_id,
-            "chat_jid": r.target.chat_jid,
-            "target_sender_jid": r.target.sender_jid,
-            "target_message_id": r.target.message_id,
-            "sender_jid": r.sender_jid,
-            "emoji": r.emoji or None,
-            "timestamp": r.timestamp,
-        }
-        for _, r in sorted(batch.reactions.items())
-    ]
-    upsert(
-        conn,
-        reactions,
-        rows,
-        keys=("session_id", "chat_jid", "target_sender_jid", "target_message_id", "sender_jid"),
-        update=("emoji", "timestamp"),
-        where=lambda x: reactions.c.timestamp <= x.timestamp,
-    )
+    for jid, n in newest.items():
+        o = oldest[jid]
+        rows.append(
+            (session_id, jid, n.key.message_id, n.key.sender_jid, n.timestamp,
+             o.key.message_id, o.key.sender_jid, o.timestamp, now)
+        )  # fmt: skip
+    return rows
 
 
 def mark_chat_error(
     conn: Connection, session_id: int, chat_jid: str, error: str | None, now: int
 ) -> None:
     """Record (or clear, with None) the last sync error of a chat."""
-    upsert(
-        conn,
-        sync_state,
-        [
-            {
-                "session_id": session_id,
-                "chat_jid": chat_jid,
-                "last_error": error,
-                "last_error_at": now if error else None,
-            }
-        ],
-        keys=("session_id", "chat_jid"),
-        update=("last_error", "last_error_at"),
-    )
+    CHAT_ERROR.run(conn, [(session_id, chat_jid, error, now if error else None)])
 
 
 def mark_fully_synced(conn: Connection, session_id: int, chat_jid: str, now: int) -> None:
-    upsert(
-        conn,
-        sync_state,
-        [
-            {
-                "session_id": session_id,
-                "chat_jid": chat_jid,
-                "fully_synced": True,
-                "last_synced_at": now,
-            }
-        ],
-        keys=("session_id", "chat_jid"),
-        update=("fully_synced", "last_synced_at"),
-    )
+    FULLY_SYNCED.run(conn, [(session_id, chat_jid, True, now)])
 
 
-__all__ = ["WriteResult", "mark_chat_error", "mark_fully_synced", "write_batch"]
+__all__ = [
+    "WriteResult",
+    "mark_chat_error",
+    "mark_fully_synced",
+    "write_batch",
+    "write_batches",
+]

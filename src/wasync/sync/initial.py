@@ -28,7 +28,7 @@ from wasync.domain.models import (
 from wasync.engines.base import Engine, EngineError, changes_of
 from wasync.store.db import Database
 from wasync.store.writes import mark_chat_error, mark_fully_synced, write_batch
-from wasync.sync.commit import commit_batch
+from wasync.sync.commit import WriteFn, commit_batch
 from wasync.sync.hooks import Hooks, run_before_write
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ async def initial_sync(
     limit_per_chat: int = DEFAULT_LIMIT_PER_CHAT,
     on_progress: ProgressListener | None = None,
     hooks: Hooks = (),
+    write: WriteFn | None = None,
 ) -> SyncReport:
     if limit_per_chat < 0:
         raise ValueError("limit_per_chat must be 0 or more")
@@ -72,7 +73,8 @@ async def initial_sync(
     directory.add(ev.ContactsUpserted(tuple(contacts)))
     for g in groups:
         directory.add(ev.GroupUpserted(g))
-    await asyncio.to_thread(commit_batch, db, session_id, directory, hooks)
+    write = write or db.write
+    await asyncio.to_thread(commit_batch, db, session_id, directory, hooks, write)
 
     report = SyncReport(chats=len(chats), contacts=len(contacts), groups=len(groups))
     n = len(chats)
@@ -98,7 +100,7 @@ async def initial_sync(
             except EngineError as exc:
                 log.warning("history of %s failed: %s", chat.jid, exc)
                 report.failed_chats.append(ChatFailure(chat.jid, str(exc)))
-                await asyncio.to_thread(_record_error, db, session_id, chat.jid, str(exc))
+                await asyncio.to_thread(_record_error, write, session_id, chat.jid, str(exc))
                 continue
             await asyncio.to_thread(
                 save_history_page,
@@ -109,6 +111,7 @@ async def initial_sync(
                 len(msgs) < limit_per_chat,
                 hooks,
                 changes_of(msgs),
+                write,
             )
             report.messages += len(msgs)
             await _emit(on_progress, SyncProgress(session_name, n, i + 1, chat.jid, len(msgs)))
@@ -139,6 +142,7 @@ def save_history_page(
     reached_start: bool,
     hooks: Hooks = (),
     changes: Iterable[ev.Event] = (),
+    write: WriteFn | None = None,
 ) -> Batch:
     """Commit one page of a chat's history, clear its error, mark it complete if so.
 
@@ -151,7 +155,7 @@ def save_history_page(
     for change in changes:
         batch.add(change)
     now = int(time.time())
-    with db.write() as conn:
+    with (write or db.write)() as conn:
         run_before_write(conn, session_id, batch, hooks)
         result = write_batch(conn, session_id, batch, now)
         for hook in hooks:
@@ -163,6 +167,6 @@ def save_history_page(
     return batch
 
 
-def _record_error(db: Database, session_id: int, chat_jid: str, error: str) -> None:
-    with db.write() as conn:
+def _record_error(write: WriteFn, session_id: int, chat_jid: str, error: str) -> None:
+    with write() as conn:
         mark_chat_error(conn, session_id, chat_jid, error, int(time.time()))

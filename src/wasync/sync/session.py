@@ -1,19 +1,20 @@
-"""One session's sync: engine events → batch writer, plus initial sync on demand."""
+"""One session's sync: engine events → the process's writer, plus initial sync on demand."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 
 from wasync.domain.events import Connected, SessionStatus
-from wasync.domain.models import SyncReport
+from wasync.domain.models import SyncProgress, SyncReport
 from wasync.engines.base import Engine
 from wasync.store.db import Database
-from wasync.store.sessions import ensure_session
+from wasync.sync.commit import WriteFn
 from wasync.sync.hooks import Hooks
 from wasync.sync.initial import DEFAULT_LIMIT_PER_CHAT, ProgressListener, initial_sync
-from wasync.sync.writer import BatchWriter, CommitListener
+from wasync.sync.writer import SessionStream
 
 log = logging.getLogger(__name__)
 
@@ -29,47 +30,30 @@ class SessionSync:
         engine: Engine,
         session_name: str,
         *,
+        session_id: int,
+        stream: SessionStream,
         engine_name: str,
+        write: WriteFn | None = None,
         limit_per_chat: int = DEFAULT_LIMIT_PER_CHAT,
         on_progress: ProgressListener | None = None,
-        on_commit: CommitListener | None = None,
-        max_batch: int = 5000,
-        max_delay: float = 0.1,
         hooks: Hooks = (),
     ) -> None:
         self.db = db
         self.engine = engine
         self.session_name = session_name
+        self.session_id = session_id
+        self.stream = stream
         self.engine_name = engine_name
+        self.write = write or db.write
         self.limit_per_chat = limit_per_chat
         self.on_progress = on_progress
-        self.on_commit = on_commit
-        self.max_batch = max_batch
-        self.max_delay = max_delay
-        self.hooks = tuple(hooks)
-        self.session_id: int | None = None
-        self.writer: BatchWriter | None = None
+        self.hooks = hooks
         self._pump: asyncio.Task[None] | None = None
         self.events_received = 0  # events taken from the engine (tests wait on it)
         self._connect_committed = asyncio.Event()
 
     async def start(self) -> None:
-        """Register the session, start ingesting its events, connect the engine."""
-
-        def register() -> int:
-            with self.db.write() as conn:
-                return ensure_session(conn, self.session_name, self.engine_name)
-
-        self.session_id = await asyncio.to_thread(register)
-        self.writer = BatchWriter(
-            self.db,
-            self.session_id,
-            max_batch=self.max_batch,
-            max_delay=self.max_delay,
-            on_commit=self.on_commit,
-            hooks=self.hooks,
-        )
-        self.writer.start()
+        """Start ingesting the session's events, then connect the engine."""
         # Listen before connecting, so that nothing pushed at connect time is missed.
         self._pump = asyncio.create_task(self._pump_events(), name=f"pump-{self.session_name}")
         await self.engine.connect()
@@ -80,18 +64,18 @@ class SessionSync:
                 await asyncio.wait_for(self._connect_committed.wait(), CONNECT_COMMIT_WAIT)
 
     async def _pump_events(self) -> None:
-        assert self.writer is not None
+        stream = self.stream
         try:
             async for event in self.engine.events():
                 if isinstance(event, Connected):
                     # Committed on its own: transaction hooks then see the mirror as it
                     # was before the offline replay that follows (gap fill needs that).
-                    await self.writer.flush()
-                    await self.writer.put(event)
-                    await self.writer.flush()
+                    await stream.flush()
+                    await stream.put(event)
+                    await stream.flush()
                     self._connect_committed.set()
                 else:
-                    await self.writer.put(event)
+                    await stream.put(event)
                 self.events_received += 1
         except asyncio.CancelledError:
             raise
@@ -99,23 +83,32 @@ class SessionSync:
             log.exception("event stream of session %s failed", self.session_name)
             raise
 
-    async def initial_sync(self, limit_per_chat: int | None = None) -> SyncReport:
-        if self.session_id is None:
-            raise RuntimeError("start() the session first")
+    async def initial_sync(
+        self, limit_per_chat: int | None = None, *, on_progress: ProgressListener | None = None
+    ) -> SyncReport:
+        """The initial sync; `on_progress` hears about it too (a command's progress bar)."""
+        listeners = [f for f in (self.on_progress, on_progress) if f is not None]
+
+        async def tell(progress: SyncProgress) -> None:
+            for listener in listeners:
+                out = listener(progress)
+                if inspect.isawaitable(out):
+                    await out
+
         return await initial_sync(
             self.engine,
             self.db,
             self.session_id,
             self.session_name,
             limit_per_chat=self.limit_per_chat if limit_per_chat is None else limit_per_chat,
-            on_progress=self.on_progress,
+            on_progress=tell,
             hooks=self.hooks,
+            write=self.write,
         )
 
     async def flush(self) -> None:
         """Wait until every event received so far is committed."""
-        if self.writer is not None:
-            await self.writer.flush()
+        await self.stream.flush()
 
     async def stop(self, drain_timeout: float = 10.0) -> None:
         """Disconnect, commit every event the engine already delivered, then stop.
@@ -135,6 +128,4 @@ class SessionSync:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._pump
             self._pump = None
-        if self.writer is not None:
-            await self.writer.close()
-            self.writer = None
+        await self.stream.close()

@@ -1,1 +1,0 @@
-"""Background workers that consume the durable jobs queue."""
