@@ -70,11 +70,10 @@ def _delivery(runtime: Runtime) -> Delivery:
     return Delivery(runtime.settings, runtime.db)
 
 
-def _changed(runtime: Runtime) -> None:
+async def _changed(runtime: Runtime) -> None:
     installed = delivery_of(runtime)
     if installed is not None:
-        installed[0].endpoints.invalidate()
-        installed[1].wake()
+        await installed[1].endpoints_changed()
 
 
 def _guard(runtime: Runtime) -> Guard:
@@ -108,7 +107,7 @@ async def add_endpoint(
         )
     except E.DuplicateEndpoint as exc:
         raise Conflict(str(exc)) from None
-    _changed(runtime)
+    await _changed(runtime)
     return endpoint.public(with_secret=True)
 
 
@@ -143,7 +142,7 @@ async def retry_deliveries(
     done, missing = await asyncio.to_thread(admin.retry_deliveries, runtime.db, session, ids)
     if ids is not None and missing and done == 0:
         raise NotFound(f"no dead-lettered delivery {', '.join(map(str, missing))} in {session!r}")
-    _changed(runtime)
+    await _changed(runtime)
     return {"requeued": done, "notFound": missing}
 
 
@@ -171,7 +170,7 @@ async def remove_endpoint(
         raise NotFound(str(exc)) from None
     except E.FileManaged as exc:
         raise Conflict(str(exc)) from None
-    _changed(runtime)
+    await _changed(runtime)
     return {"removed": endpoint_id, "cancelledDeliveries": cancelled}
 
 
@@ -194,5 +193,5 @@ async def ping_endpoint(
     event = Event.occurrence(session, PING, {"message": "test delivery from wasync"})
     delivery = _delivery(runtime)
     await asyncio.to_thread(delivery.enqueue, session, [event], endpoint_id=endpoint_id)
-    _changed(runtime)
+    await _changed(runtime)
     return {"queued": event.id}
