@@ -303,3 +303,108 @@ async def proxy_to(url: str) -> AsyncIterator[TcpProxy]:
         yield proxy
     finally:
         await proxy.stop()
+
+
+# One broker destination of a test, whatever the kind: its endpoint URL (directly or
+# through a proxy) and what a consumer received there.
+
+
+class Destination:
+    kind: str
+    env: str
+
+    def __init__(self, server: str) -> None:
+        self.server = server
+        self.name = unique("wt")
+
+    def url(self, proxy_port: int | None = None) -> str:
+        server = self.server if proxy_port is None else via(self.server, proxy_port)
+        return self._url(server)
+
+    def _url(self, server: str) -> str:
+        raise NotImplementedError
+
+    async def setup(self) -> None:
+        pass
+
+    async def received(self) -> list[Got]:
+        raise NotImplementedError
+
+    async def cleanup(self) -> None:
+        pass
+
+
+class NatsDestination(Destination):
+    kind, env = "nats", NATS_ENV
+
+    def _url(self, server: str) -> str:
+        return nats_endpoint(server, self.name)
+
+    async def received(self) -> list[Got]:
+        if await NatsReader(self.server, self.name).count() == 0:
+            return []
+        return await NatsReader(self.server, self.name).read()
+
+    async def cleanup(self) -> None:
+        await NatsReader(self.server, self.name).delete()
+
+
+class AmqpDestination(Destination):
+    kind, env = "rabbitmq", AMQP_ENV
+
+    def __init__(self, server: str) -> None:
+        super().__init__(server)
+        self.reader = AmqpReader(server, self.name)
+
+    def _url(self, server: str) -> str:
+        return amqp_endpoint(server, self.name)
+
+    async def setup(self) -> None:
+        await self.reader.start()
+
+    async def received(self) -> list[Got]:
+        return list(await self.reader.read())
+
+    async def cleanup(self) -> None:
+        await self.reader.stop()
+
+
+class RedisDestination(Destination):
+    kind, env = "redis", REDIS_ENV
+
+    def _url(self, server: str) -> str:
+        return redis_endpoint(server, self.name)
+
+    async def received(self) -> list[Got]:
+        return await RedisReader(self.server, self.name).read()
+
+    async def cleanup(self) -> None:
+        await RedisReader(self.server, self.name).delete()
+
+
+DESTINATIONS: dict[str, type[Destination]] = {
+    "nats": NatsDestination,
+    "rabbitmq": AmqpDestination,
+    "redis": RedisDestination,
+}
+
+
+@contextlib.asynccontextmanager
+async def destination(kind: str) -> AsyncIterator[Destination]:
+    cls = DESTINATIONS[kind]
+    found = cls(require(cls.env))
+    await found.setup()
+    try:
+        yield found
+    finally:
+        await found.cleanup()
+
+
+def where_of(kind: str, envelope: dict[str, Any], name: str) -> str | None:
+    """The subject or routing key an envelope must arrive under (None for Redis)."""
+    words = f"{envelope['session'].replace('.', '_')}.{envelope['event']}"
+    if kind == "nats":
+        return f"{name}.{words}"
+    if kind == "rabbitmq":
+        return words
+    return None

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from wasync.config import Settings
 from wasync.delivery import Delivery, DeliveryService, admin, delivery_of, install
-from wasync.delivery.endpoints import Endpoint
+from wasync.delivery.endpoints import DELIVERY_KINDS, Endpoint
 from wasync.runtime import Runtime
 from wasync.store import jobs as J
 from wasync.store.db import Database
@@ -53,7 +53,7 @@ class Harness:
 
     def deliveries(self, state: str | None = None) -> list[J.Job]:
         with self.db.read() as conn:
-            stmt = select(jobs).where(jobs.c.kind.in_(("webhook", "discord")))
+            stmt = select(jobs).where(jobs.c.kind.in_(DELIVERY_KINDS))
             if state is not None:
                 stmt = stmt.where(jobs.c.state == state)
             return [J.Job.from_row(r) for r in conn.execute(stmt.order_by(jobs.c.id))]

@@ -76,11 +76,12 @@ def _spec(path: Path, n: int, entry: Any) -> E.EndpointSpec:
         raise ConfigError(
             f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_KEYS))})"
         )
-    for key in ("session", "events"):
-        if key not in entry:
-            raise ConfigError(f"{where}: {key!r} is missing")
+    if "session" not in entry:
+        raise ConfigError(f"{where}: 'session' is missing")
     if "url" not in entry and "url_env" not in entry:
         raise ConfigError(f"{where}: 'url' is missing")
+    if "events" not in entry:
+        raise ConfigError(f"{where}: 'events' is missing")
     if "url" in entry and "url_env" in entry:
         raise ConfigError(f"{where}: give 'url' or 'url_env', not both")
     if "url_env" in entry:

@@ -30,6 +30,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection
 from aiormq.abc import ChannelFrame
 from pamqp import commands as spec
 from pamqp.header import ContentHeader
+from yarl import URL
 
 from wasync.delivery.envelope import body_of
 from wasync.delivery.streams.publisher import (
@@ -63,12 +64,13 @@ class AmqpPublisher(Publisher[AmqpTarget]):
         self._channel: aiormq.abc.AbstractChannel | None = None
 
     async def _connect(self) -> None:
-        self._connection = await aio_pika.connect(
-            self.target.url,
-            timeout=self.settings.timeout,
-            client_properties={"connection_name": "wasync"},
+        # Held before connecting, so that a failed connect is closed by `_disconnect`
+        # (aio-pika would otherwise close it from a finalizer, outside any loop).
+        self._connection = connection = aio_pika.Connection(
+            URL(self.target.url), client_properties={"connection_name": "wasync"}
         )
-        channel: AbstractChannel = await self._connection.channel(publisher_confirms=True)
+        await connection.connect(timeout=self.settings.timeout)
+        channel: AbstractChannel = await connection.channel(publisher_confirms=True)
         await channel.declare_exchange(
             self.target.exchange, aio_pika.ExchangeType.TOPIC, durable=True
         )
@@ -111,7 +113,7 @@ class AmqpPublisher(Publisher[AmqpTarget]):
 
     async def _disconnect(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
-        if connection is not None and not connection.is_closed:
+        if connection is not None:
             await connection.close()
 
     def classify(self, exc: BaseException) -> Failed:

@@ -12,10 +12,10 @@ The client's own reconnection is off: a connection that breaks fails the call
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 from typing import Any
 
-import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
@@ -48,18 +48,21 @@ class NatsPublisher(Publisher[NatsTarget]):
         self._js: JetStreamContext | None = None
 
     async def _connect(self) -> None:
-        self._nc = await nats.connect(
+        # Held before connecting: a failed first connect leaves the client's socket
+        # open, and `_disconnect` must be able to close it.
+        self._nc = nc = Client()
+        await nc.connect(
             servers=[self.target.server],
             name="wasync",
             allow_reconnect=False,
             # The first connect tries each server this many times more (0 would be
             # "for ever"), then fails: the delivery's own back-off takes it from there.
             max_reconnect_attempts=1,
-            reconnect_time_wait=0.1,
-            connect_timeout=self.settings.timeout,
+            reconnect_time_wait=0,
+            connect_timeout=max(1, math.ceil(self.settings.timeout)),  # the call's deadline rules
             error_cb=_quiet,
         )
-        self._js = self._nc.jetstream(
+        self._js = nc.jetstream(
             timeout=self.settings.timeout, publish_async_max_pending=MAX_PENDING
         )
         if self.settings.nats_create_stream:
@@ -113,7 +116,7 @@ class NatsPublisher(Publisher[NatsTarget]):
 
     async def _disconnect(self) -> None:
         nc, self._nc, self._js = self._nc, None, None
-        if nc is not None and not nc.is_closed:
+        if nc is not None:
             await nc.close()
 
     def classify(self, exc: BaseException) -> Failed:
@@ -134,4 +137,6 @@ class NatsPublisher(Publisher[NatsTarget]):
             return Failed(text, permanent=(exc.code or 0) < 500)
         if "authorization" in str(exc).lower():
             return Failed(f"nats: {where} refused the credentials", permanent=True)
+        if isinstance(exc, nats.errors.Error):  # closed, stale, an empty greeting, ...
+            return Failed(f"nats: could not reach {where}: {self.reason(exc)}")
         return Failed(f"nats: {where}: {self.reason(exc)}")
