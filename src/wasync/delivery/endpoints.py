@@ -95,7 +95,9 @@ class Endpoint:
             "createdAt": self.created_at,
         }
         if with_secret:
-            out["url"] = self.url
+            # A webhook's URL may carry its token: shown whole once, when just made.
+            # A broker's credentials are never shown again, not even then.
+            out["url"] = redact_url(self.url) if is_broker(self.kind) else self.url
             out["secret"] = self.secret
         return out
 
