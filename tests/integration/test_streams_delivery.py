@@ -3,6 +3,7 @@ arrive exactly as the envelopes say; an unreachable broker loses nothing."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from pathlib import Path
@@ -131,3 +132,25 @@ async def test_removing_an_endpoint_closes_its_broker_connection(
         await h.service.endpoints_changed()
         assert len(h.service.publishers) == 0
         assert len(await arrived(dest)) == 1
+
+
+async def test_refused_credentials_are_dead_lettered_and_never_logged(
+    db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from urllib.parse import urlsplit
+
+    from .brokers import AMQP_ENV, require, unique
+
+    password = "Wr0ng-pw-never-shown"
+    parts = urlsplit(require(AMQP_ENV))
+    url = f"amqp://guest:{password}@{parts.hostname}:{parts.port or 5672}/?exchange={unique('wt')}"
+    caplog.set_level(logging.DEBUG)
+    async with started(db, tmp_path, **STREAMS) as h:
+        await h.endpoint(url, ["avatar"], secret=None)
+        h.record("avatar", avatar_data("551199999000@s.whatsapp.net", "p1"))
+        await eventually(h.settled)
+        (job,) = h.deliveries()
+    assert (job.state, job.attempts) == ("failed", 1)  # dead-lettered at once
+    assert "refused the credentials" in (job.last_error or "")
+    assert "guest:****@" in (job.last_error or "")
+    assert password not in (job.last_error or "") and password not in caplog.text

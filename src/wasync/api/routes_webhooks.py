@@ -43,12 +43,17 @@ class _Model(BaseModel):
 
 
 class NewEndpoint(_Model):
-    url: str = Field(description="Receiver URL; Discord webhook URLs are detected.")
+    url: str = Field(
+        description="Receiver URL; Discord webhook URLs are detected; nats://, amqp:// and "
+        "redis:// URLs make broker endpoints (README: Event streams)."
+    )
     events: list[str] = Field(
         default=["*"], description=f"Event filter: any of {', '.join(EVENT_TYPES)}, or '*'."
     )
     kind: str | None = Field(
-        default=None, description="'webhook' (signed JSON) or 'discord'; default: from the URL."
+        default=None,
+        description="'webhook' (signed JSON), 'discord', 'nats', 'rabbitmq' or 'redis'; "
+        "default: from the URL.",
     )
     secret: str | None = Field(
         default=None, description="HMAC secret (16+ characters); default: generated."
