@@ -194,6 +194,30 @@ class Settings(BaseSettings):
     webhook_poll_interval: float = Field(
         default=1.0, gt=0, description="Seconds between looks at the delivery queue when idle."
     )
+    # Event streams: broker endpoints (wasync/delivery/streams; README: Event streams).
+    stream_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds one publish to a broker has in all (connecting included) before "
+        "its unacknowledged events are retried.",
+    )
+    stream_nats_create: bool = Field(
+        default=True,
+        description="Create the JetStream stream of a nats:// endpoint when no stream stores "
+        "its subjects yet.",
+    )
+    stream_nats_duplicate_window: float = Field(
+        default=120.0,
+        gt=0,
+        description="Duplicate window (seconds) of the JetStream streams wasync creates: a "
+        "re-sent event id within it is stored once.",
+    )
+    stream_redis_maxlen: int = Field(
+        default=1_000_000,
+        ge=0,
+        description="Approximate cap (XADD MAXLEN ~) of a Redis stream, unless its URL sets "
+        "maxlen; 0: no cap.",
+    )
     public_url: str | None = Field(
         default=None,
         description="Base URL at which receivers reach this wasync (e.g. https://wa.example.com);"

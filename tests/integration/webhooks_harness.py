@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from wasync.config import Settings
 from wasync.delivery import Delivery, DeliveryService, admin, delivery_of, install
-from wasync.delivery.endpoints import Endpoint
+from wasync.delivery.endpoints import DELIVERY_KINDS, Endpoint
 from wasync.jobs import queries as queue
 from wasync.runtime import Runtime
 from wasync.store.db import Database
@@ -52,7 +52,7 @@ class Harness:
 
     def deliveries(self, state: str | None = None) -> list[queue.Job]:
         with self.db.read() as conn:
-            stmt = select(jobs).where(jobs.c.kind.in_(("webhook", "discord")))
+            stmt = select(jobs).where(jobs.c.kind.in_(DELIVERY_KINDS))
             if state is not None:
                 stmt = stmt.where(jobs.c.state == state)
             return [queue.Job.from_row(r) for r in conn.execute(stmt.order_by(jobs.c.id))]

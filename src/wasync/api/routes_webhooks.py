@@ -43,12 +43,17 @@ class _Model(BaseModel):
 
 
 class NewEndpoint(_Model):
-    url: str = Field(description="Receiver URL; Discord webhook URLs are detected.")
+    url: str = Field(
+        description="Receiver URL; Discord webhook URLs are detected; nats://, amqp:// and "
+        "redis:// URLs make broker endpoints (README: Event streams)."
+    )
     events: list[str] = Field(
         default=["*"], description=f"Event filter: any of {', '.join(EVENT_TYPES)}, or '*'."
     )
     kind: str | None = Field(
-        default=None, description="'webhook' (signed JSON) or 'discord'; default: from the URL."
+        default=None,
+        description="'webhook' (signed JSON), 'discord', 'nats', 'rabbitmq' or 'redis'; "
+        "default: from the URL.",
     )
     secret: str | None = Field(
         default=None, description="HMAC secret (16+ characters); default: generated."
@@ -70,10 +75,10 @@ def _delivery(runtime: Runtime) -> Delivery:
     return Delivery(runtime.settings, runtime.db)
 
 
-def _changed(runtime: Runtime) -> None:
+async def _changed(runtime: Runtime) -> None:
     installed = delivery_of(runtime)
     if installed is not None:
-        installed[0].endpoints.invalidate()
+        await installed[1].endpoints_changed()
 
 
 def _guard(runtime: Runtime) -> Guard:
@@ -107,7 +112,7 @@ async def add_endpoint(
         )
     except E.DuplicateEndpoint as exc:
         raise Conflict(str(exc)) from None
-    _changed(runtime)
+    await _changed(runtime)
     return endpoint.public(with_secret=True)
 
 
@@ -142,7 +147,7 @@ async def retry_deliveries(
     done, missing = await asyncio.to_thread(admin.retry_deliveries, runtime.db, session, ids)
     if ids is not None and missing and done == 0:
         raise NotFound(f"no dead-lettered delivery {', '.join(map(str, missing))} in {session!r}")
-    _changed(runtime)
+    await _changed(runtime)
     return {"requeued": done, "notFound": missing}
 
 
@@ -170,7 +175,7 @@ async def remove_endpoint(
         raise NotFound(str(exc)) from None
     except E.FileManaged as exc:
         raise Conflict(str(exc)) from None
-    _changed(runtime)
+    await _changed(runtime)
     return {"removed": endpoint_id, "cancelledDeliveries": cancelled}
 
 
@@ -193,5 +198,5 @@ async def ping_endpoint(
     event = Event.occurrence(session, PING, {"message": "test delivery from wasync"})
     delivery = _delivery(runtime)
     await asyncio.to_thread(delivery.enqueue, session, [event], endpoint_id=endpoint_id)
-    _changed(runtime)
+    await _changed(runtime)
     return {"queued": event.id}

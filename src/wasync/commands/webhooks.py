@@ -29,7 +29,8 @@ from wasync.delivery.topics import EVENT_TYPES, PING
 
 app = typer.Typer(
     name="webhooks",
-    help="Signed webhooks and Discord: endpoints, dead letters, and the delivery worker.",
+    help="Signed webhooks, Discord and brokers (NATS, RabbitMQ, Redis): endpoints, dead "
+    "letters, and the delivery worker.",
     no_args_is_help=True,
 )
 
@@ -48,13 +49,21 @@ def _guard(settings: Settings) -> Guard:
 
 @app.command("add")
 def add_command(
-    url: str = typer.Argument(..., help="Receiver URL (https://…); Discord URLs are detected."),
+    url: str = typer.Argument(
+        ...,
+        help="Receiver URL (https://…; Discord URLs are detected) or a broker: "
+        "nats://host:4222/<prefix>, amqp://user:pass@host:5672/<vhost>?exchange=<name>, "
+        "redis://host:6379/<db>?stream=<name>.",
+    ),
     session: str = SessionOpt,
     events: str = typer.Option(
         "*", "--events", help=f"Comma-separated: {', '.join(EVENT_TYPES)}, or '*' for all."
     ),
     kind: str | None = typer.Option(
-        None, "--kind", help="'webhook' (signed JSON) or 'discord' [default: from the URL]."
+        None,
+        "--kind",
+        help="'webhook' (signed JSON), 'discord', 'nats', 'rabbitmq' or 'redis' "
+        "[default: from the URL].",
     ),
     secret: str | None = typer.Option(
         None,

@@ -12,6 +12,11 @@
     url = "https://discord.com/api/webhooks/123/abc"
     events = ["avatar"]
 
+    [[endpoint]]
+    session = "default"
+    url_env = "EVENTS_NATS_URL"          # or: url = "nats://127.0.0.1:4222/wasync"
+    events = ["*"]
+
 The file is the truth for the endpoints it manages: on every load, file endpoints
 that are no longer listed are removed. Endpoints added through the API or CLI are
 left alone. Any mistake stops start-up with a message naming the entry.
@@ -32,7 +37,7 @@ from wasync.errors import ConfigError, WasyncError
 
 log = logging.getLogger(__name__)
 
-_KEYS = {"session", "url", "events", "secret", "secret_env", "kind", "description"}
+_KEYS = {"session", "url", "url_env", "events", "secret", "secret_env", "kind", "description"}
 
 
 def read_specs(path: Path) -> list[E.EndpointSpec]:
@@ -71,9 +76,20 @@ def _spec(path: Path, n: int, entry: Any) -> E.EndpointSpec:
         raise ConfigError(
             f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_KEYS))})"
         )
-    for key in ("session", "url", "events"):
-        if key not in entry:
-            raise ConfigError(f"{where}: {key!r} is missing")
+    if "session" not in entry:
+        raise ConfigError(f"{where}: 'session' is missing")
+    if "url" not in entry and "url_env" not in entry:
+        raise ConfigError(f"{where}: 'url' is missing")
+    if "events" not in entry:
+        raise ConfigError(f"{where}: 'events' is missing")
+    if "url" in entry and "url_env" in entry:
+        raise ConfigError(f"{where}: give 'url' or 'url_env', not both")
+    if "url_env" in entry:
+        # A broker URL carries credentials: they can stay in the environment.
+        url = os.environ.get(str(entry["url_env"]))
+        if not url:
+            raise ConfigError(f"{where}: environment variable {entry['url_env']} is not set")
+        entry = {**entry, "url": url}
     secret = entry.get("secret")
     env_name = entry.get("secret_env")
     if env_name is not None:
@@ -100,8 +116,13 @@ def _spec(path: Path, n: int, entry: Any) -> E.EndpointSpec:
 
 
 async def check_targets(guard: Guard, specs: list[E.EndpointSpec]) -> None:
-    """Refuse unsafe targets; a name that does not resolve now is only a warning."""
+    """Refuse unsafe targets; a name that does not resolve now is only a warning.
+
+    Broker endpoints are the operator's own infrastructure: no guard (README: Event
+    streams)."""
     for spec in specs:
+        if E.is_broker(spec.kind):
+            continue
         try:
             await guard.check_url(spec.url)
         except UnresolvableTarget as exc:

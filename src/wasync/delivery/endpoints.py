@@ -1,9 +1,10 @@
 """Webhook endpoints: validation, storage, and the per-process cache the hot path reads.
 
 An endpoint belongs to a session (by name), has a URL, a kind (`webhook`: signed
-JSON; `discord`: Discord's webhook API), an event filter and, for signed webhooks, a
-secret. Endpoints come from the API/CLI (`source='api'`) or the config file
-(`source='file'`, replaced on every load).
+JSON; `discord`: Discord's webhook API; `nats`, `rabbitmq`, `redis`: a broker, see
+`streams/`), an event filter and, for signed webhooks, a secret. Endpoints come from
+the API/CLI (`source='api'`) or the config file (`source='file'`, replaced on every
+load).
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ from wasync.delivery import topics
 from wasync.delivery.http import redact_url
 from wasync.delivery.signing import new_secret
 from wasync.delivery.ssrf import Guard, InvalidURL, target_of
+from wasync.delivery.streams import targets as broker_targets
 from wasync.errors import DomainError
 from wasync.jobs import queries as queue
 from wasync.store.schema import webhook_endpoints
 from wasync.store.sessions import validate_session_name
 
-KINDS = ("webhook", "discord")
-DELIVERY_KINDS = ("webhook", "discord")  # job kinds in the jobs table
+HTTP_KINDS = ("webhook", "discord")
+KINDS = (*HTTP_KINDS, *broker_targets.KINDS)
+DELIVERY_KINDS = KINDS  # job kinds in the jobs table: an endpoint's kind is its jobs' kind
 MAX_URL = 2048
 MIN_SECRET = 16
 DISCORD_URL = re.compile(
@@ -92,7 +95,9 @@ class Endpoint:
             "createdAt": self.created_at,
         }
         if with_secret:
-            out["url"] = self.url
+            # A webhook's URL may carry its token: shown whole once, when just made.
+            # A broker's credentials are never shown again, not even then.
+            out["url"] = redact_url(self.url) if is_broker(self.kind) else self.url
             out["secret"] = self.secret
         return out
 
@@ -110,11 +115,24 @@ class EndpointSpec:
 
 
 def kind_for(url: str, kind: str | None) -> str:
+    broker = broker_targets.kind_of(url)
     if kind is None:
+        if broker is not None:
+            return broker
         return "discord" if DISCORD_URL.match(url) else "webhook"
     if kind not in KINDS:
-        raise DomainError(f"unknown endpoint kind {kind!r}: choose {' or '.join(KINDS)}")
+        raise DomainError(f"unknown endpoint kind {kind!r}: choose {', '.join(KINDS)}")
+    if broker is not None and kind != broker:
+        raise DomainError(f"a {url.split(':', 1)[0]}:// URL makes a {broker} endpoint, not {kind}")
+    if broker is None and kind in broker_targets.KINDS:
+        scheme = {"nats": "nats://", "rabbitmq": "amqp://", "redis": "redis://"}[kind]
+        raise DomainError(f"a {kind} endpoint needs a {scheme} URL")
     return kind
+
+
+def is_broker(kind: str) -> bool:
+    """Brokers are reached by the operator's configuration, not fetched like webhooks."""
+    return kind in broker_targets.KINDS
 
 
 def check_shape(
@@ -131,10 +149,19 @@ def check_shape(
     url = url.strip()
     if len(url) > MAX_URL:
         raise InvalidURL(f"the URL is longer than {MAX_URL} characters")
-    target_of(url)
     resolved_kind = kind_for(url, kind)
+    if is_broker(resolved_kind):
+        broker_targets.parse(url)
+    else:
+        target_of(url)
     parsed = topics.parse_filter(events)
-    if resolved_kind == "discord":
+    if is_broker(resolved_kind):
+        if secret:
+            raise DomainError(
+                "broker endpoints are not signed: leave the secret out (credentials go in the URL)"
+            )
+        secret = None
+    elif resolved_kind == "discord":
         topics.check_discord_filter(parsed)
         if secret:
             raise DomainError("Discord endpoints are not signed: leave the secret out")
@@ -158,9 +185,15 @@ async def validate(
     secret: str | None = None,
     description: str | None = None,
 ) -> EndpointSpec:
-    """`check_shape`, then the SSRF guard on what the host resolves to now."""
+    """`check_shape`, then the SSRF guard on what the host resolves to now.
+
+    Broker URLs skip the guard: they name the operator's own infrastructure (usually
+    loopback or a private network), and wasync publishes there rather than fetching
+    a URL on a third party's behalf (README: Event streams, trust model).
+    """
     spec = check_shape(session, url, events, kind=kind, secret=secret, description=description)
-    await guard.check_url(spec.url)
+    if not is_broker(spec.kind):
+        await guard.check_url(spec.url)
     return spec
 
 

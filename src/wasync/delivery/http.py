@@ -14,6 +14,7 @@ import httpcore
 import httpx
 
 from wasync.delivery.ssrf import Guard, GuardedBackend, UnsafeTarget
+from wasync.delivery.streams.targets import is_broker_url, mask
 
 MAX_REDIRECTS = 3
 MAX_RETRY_AFTER = 86_400.0  # a day: beyond that a hint is more likely a bug than a plan
@@ -123,7 +124,13 @@ _DISCORD_TOKEN = re.compile(r"(/api(?:/v\d+)?/webhooks/\d+/)[^/?#]+")
 
 
 def redact_url(url: str) -> str:
-    """A URL safe for logs and errors: no password, query values or webhook token."""
+    """A URL safe for logs and errors: no password, query values or webhook token.
+
+    Broker URLs keep their user name and query (stream and exchange names), with the
+    password or token masked (`streams.targets.mask`).
+    """
+    if is_broker_url(url):
+        return mask(url)
     try:
         parts = urlsplit(url)
     except ValueError:

@@ -167,7 +167,10 @@ def target_of(url: str) -> tuple[str, int]:
     except ValueError as exc:
         raise InvalidURL(f"not a valid URL: {exc}") from None
     if parts.scheme not in ("http", "https"):
-        raise InvalidURL("the URL must start with https:// (or http://)")
+        raise InvalidURL(
+            "the URL must start with https:// (or http://; a broker: nats://, amqp://, amqps://, "
+            "redis://, rediss://)"
+        )
     if not parts.hostname:
         raise InvalidURL("the URL has no host name")
     return parts.hostname, port or (443 if parts.scheme == "https" else 80)

@@ -1,5 +1,7 @@
-"""The delivery service: the `webhook` and `discord` job kinds, and their handler.
+"""The delivery service: the delivery job kinds, and their handler.
 
+Webhook and Discord jobs are HTTP posts; broker jobs (`nats`, `rabbitmq`, `redis`)
+go through `streams.pool.Publishers`, one long-lived connection per endpoint.
 Deliveries are not tied to a running session: any process with the runner may send
 them. Each endpoint is a job *target*, so one slow endpoint holds at most
 `WASYNC_WEBHOOK_ENDPOINT_CONCURRENCY` of the kind's slots in a process.
@@ -30,6 +32,7 @@ from wasync.delivery.hook import DeliveryRecorder
 from wasync.delivery.http import guarded_client
 from wasync.delivery.pictures import load_picture
 from wasync.delivery.ssrf import Guard, Resolver, parse_networks
+from wasync.delivery.streams.publisher import Failed, PublishResult, StreamSettings
 from wasync.delivery.topics import PING
 from wasync.jobs import queries as queue
 from wasync.jobs.kinds import JobKind
@@ -42,9 +45,12 @@ from wasync.store.schema import contacts, sessions
 if TYPE_CHECKING:
     import httpx
 
+    from wasync.delivery.streams.pool import Publishers
     from wasync.runtime import Runtime, SessionHandle
 
 log = logging.getLogger(__name__)
+
+REAP_INTERVAL = 30.0  # seconds between looks for broker connections to close
 
 
 class Delivery:
@@ -87,6 +93,15 @@ class Delivery:
                 public_url=self.settings.public_url,
             )
 
+    def stream_settings(self) -> StreamSettings:
+        s = self.settings
+        return StreamSettings(
+            timeout=s.stream_timeout,
+            nats_create_stream=s.stream_nats_create,
+            nats_duplicate_window=s.stream_nats_duplicate_window,
+            redis_maxlen=s.stream_redis_maxlen,
+        )
+
     def topics_now(self, session: str) -> frozenset[str]:
         with self.db.read() as conn:
             return self.endpoints.topics_of(conn, session)
@@ -113,7 +128,9 @@ class DeliveryService:
     def __init__(self, delivery: Delivery) -> None:
         self.delivery = delivery
         self.client: httpx.AsyncClient | None = None
+        self.publishers: Publishers | None = None
         self._watch: asyncio.Task[None] | None = None
+        self._reaper: asyncio.Task[None] | None = None
         self._runtime: Runtime | None = None
 
     async def start(self, runtime: Runtime) -> None:
@@ -125,6 +142,10 @@ class DeliveryService:
             timeout=settings.webhook_timeout,
             max_connections=max(4, settings.webhook_concurrency * 2),
         )
+        # Imported here: the three broker clients load only where deliveries run.
+        from wasync.delivery.streams.pool import Publishers
+
+        self.publishers = Publishers(self.delivery.stream_settings())
         for kind in E.DELIVERY_KINDS:
             runtime.jobs.register(
                 JobKind(
@@ -140,22 +161,55 @@ class DeliveryService:
             )
         self._watch = asyncio.create_task(self._watch_bus(runtime), name="delivery-bus")
         self._watch.add_done_callback(_log_crash)
+        self._reaper = asyncio.create_task(self._reap_publishers(), name="delivery-reaper")
+        self._reaper.add_done_callback(_log_crash)
 
     async def stop(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
-            self._watch = None
+        for task in (self._watch, self._reaper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._watch = self._reaper = None
         if self.client is not None:
             await self.client.aclose()
             self.client = None
+        if self.publishers is not None:
+            await self.publishers.close_all()
+            self.publishers = None
 
     async def session_added(self, handle: SessionHandle) -> None:
         pass
 
     async def session_removed(self, handle: SessionHandle) -> None:
         pass
+
+    async def endpoints_changed(self) -> None:
+        """Endpoints were added or removed here: drop removed ones' connections now."""
+        self.delivery.endpoints.invalidate()
+        await self._retain_publishers()
+
+    async def _retain_publishers(self) -> None:
+        if self.publishers is None or len(self.publishers) == 0:
+            return
+        ids = await asyncio.to_thread(self._endpoint_ids)
+        await self.publishers.retain(ids)
+
+    def _endpoint_ids(self) -> set[int]:
+        with self.delivery.db.read() as conn:
+            return {e.id for e in E.list_all(conn)}
+
+    async def _reap_publishers(self) -> None:
+        # Removed endpoints (by the CLI, another process, the config file) and idle
+        # ones give their broker connections back.
+        while True:
+            await asyncio.sleep(REAP_INTERVAL)
+            try:
+                await self._retain_publishers()
+                if self.publishers is not None:
+                    await self.publishers.close_idle()
+            except Exception:
+                log.exception("streams: closing unused broker connections failed")
 
     async def _watch_bus(self, runtime: Runtime) -> None:
         # Progress has its own roomy queue: a flood of messages on the bus must not
@@ -194,7 +248,15 @@ class DeliveryService:
             return Retry("malformed delivery (no envelope)", permanent=True)
         if endpoint.kind == "discord":
             return await self._discord(endpoint, envelope)
+        if E.is_broker(endpoint.kind):
+            return await self._publish(endpoint, envelope)
         return await webhook_sink.deliver(self.client, endpoint, envelope, job.attempts)
+
+    async def _publish(self, endpoint: E.Endpoint, envelope: dict[str, Any]) -> Outcome:
+        # One job, one event for now; `Publishers.publish` takes a batch.
+        assert self.publishers is not None
+        (result,) = await self.publishers.publish(endpoint.id, endpoint.url, [envelope])
+        return outcome_of(result)
 
     def _endpoint(self, endpoint_id: Any) -> E.Endpoint | None:
         if not isinstance(endpoint_id, int):
@@ -247,6 +309,13 @@ class DeliveryService:
             return None
         name: str | None = row.name or row.business_name or row.push_name
         return name
+
+
+def outcome_of(result: PublishResult) -> Outcome:
+    """A broker's answer for one event as the job runner's outcome."""
+    if isinstance(result, Failed):
+        return Retry(result.error, permanent=result.permanent)
+    return Done()
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:
