@@ -15,7 +15,7 @@ from wasync.config import Settings
 from wasync.engines.base import Engine
 from wasync.errors import ConfigError
 
-ENGINE_NAMES = ("neonize", "simulator")
+ENGINE_NAMES = ("neonize", "baileys", "simulator")
 
 
 def neonize_installed() -> bool:
@@ -57,6 +57,12 @@ class EngineFactory:
             raise ConfigError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINE_NAMES)}")
         if engine == "neonize" and not neonize_installed():
             raise ConfigError("the neonize engine is not installed: pip install neonize")
+        if engine == "baileys":
+            from wasync.engines.baileys.install import check
+
+            status = check(self.settings.baileys_dir)
+            if not status.available:
+                raise ConfigError(f"the Baileys engine is unavailable: {status.reason}")
         return engine
 
     def build(self, session: str, engine: str, *, new: bool) -> Engine:
@@ -64,6 +70,10 @@ class EngineFactory:
         self.check(engine)
         if engine == "simulator":
             return self._simulator(new=new)
+        if engine == "baileys":
+            from wasync.engines.baileys.setup import baileys_engine_for
+
+            return baileys_engine_for(self.settings, session, allow_pairing=new)
         from wasync.engines.neonize.setup import neonize_engine_for
 
         return neonize_engine_for(self.settings, session, allow_pairing=new)

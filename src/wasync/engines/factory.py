@@ -10,7 +10,7 @@ from wasync.errors import ConfigError
 if TYPE_CHECKING:
     from wasync.config import Settings
 
-ENGINES = ("simulator", "neonize")
+ENGINES = ("simulator", "neonize", "baileys")
 
 
 def make_engine(
@@ -27,6 +27,12 @@ def make_engine(
         from wasync.engines.neonize.setup import neonize_engine_for
 
         return neonize_engine_for(settings or Settings(), session)
+    if name == "baileys":
+        # Real WhatsApp through Baileys in a Node.js sidecar (`wasync engine install baileys`).
+        from wasync.config import Settings
+        from wasync.engines.baileys.setup import baileys_engine_for
+
+        return baileys_engine_for(settings or Settings(), session)
     if name == "simulator":
         from wasync.engines.simulator import SCALES, Network, SimulatorEngine
 
