@@ -18,16 +18,13 @@ from typing import Any
 from wasync.domain import events as ev
 from wasync.domain.jid import chat_kind_of
 from wasync.domain.models import Chat, Contact, Group, MessageKey, Participant, Reaction
-from wasync.engines.base import HistoryPage
 from wasync.engines.neonize import loader
 from wasync.engines.neonize.content import ReactionTo, parse
-from wasync.engines.neonize.history import history_sync_events, muted_until
+from wasync.engines.neonize.history import history_sync_events, muted_until, on_demand_page
 from wasync.engines.neonize.jids import IdentityMap, canonical, phone_of
 from wasync.engines.neonize.messages import Origin, history_events, history_origin, seconds
 
-# Conversation.endOfHistoryTransferType: 1 = complete, nothing more on the phone;
-# 0 and 2 = more messages remain on the phone.
-_NOTHING_MORE = 1
+__all__ = ["on_demand_page"]
 
 
 def decode(kind: str, data: str) -> Any:
@@ -90,38 +87,6 @@ def _reaction(origin: Origin, parsed: ReactionTo, ids: IdentityMap) -> list[ev.E
 def history_set_events(data: Any, ids: IdentityMap, own_jid: str | None) -> list[ev.Event]:
     """A history set nobody waits for (initial history, a late on-demand answer)."""
     return history_sync_events(data, ids, own_jid)
-
-
-def more_remains(data: Any, chat_jid: str, ids: IdentityMap) -> bool | None:
-    """The phone's word on `chat_jid` in an answer: more older messages (True), none
-    (False), or it did not say (None)."""
-    for conv in data.conversations:
-        if ids.preferred(canonical(conv.ID)) != chat_jid:
-            continue
-        if not conv.HasField("endOfHistoryTransferType"):
-            return None
-        return bool(conv.endOfHistoryTransferType != _NOTHING_MORE)
-    return None
-
-
-def on_demand_page(
-    data: Any, chat_jid: str, ids: IdentityMap, own_jid: str | None
-) -> tuple[HistoryPage, ev.HistoryBatch]:
-    """An on-demand answer as the page its request returns, plus what else it carried
-    (chats, contacts) as a batch without messages for the live path."""
-    events = history_sync_events(data, ids, own_jid)
-    batch = events[0]
-    assert isinstance(batch, ev.HistoryBatch)
-    messages = sorted(batch.messages, key=lambda m: (m.timestamp, m.key.message_id), reverse=True)
-    page = HistoryPage(messages, tuple(events[1:]), more=more_remains(data, chat_jid, ids))
-    rest = ev.HistoryBatch(
-        sync_type=batch.sync_type,
-        chats=batch.chats,
-        contacts=batch.contacts,
-        progress=batch.progress,
-        complete_chats=batch.complete_chats,
-    )
-    return page, rest
 
 
 def contacts_of(items: list[dict[str, Any]], ids: IdentityMap) -> list[ev.Event]:

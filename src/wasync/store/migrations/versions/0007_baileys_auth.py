@@ -23,9 +23,7 @@ def upgrade() -> None:
         sa.Column("category", sa.String(), nullable=False),
         sa.Column("key_id", sa.String(), nullable=False),
         sa.Column("value", sa.Text(), nullable=False),
-        sa.PrimaryKeyConstraint(
-            "session_name", "category", "key_id", name=op.f("pk_baileys_auth")
-        ),
+        sa.PrimaryKeyConstraint("session_name", "category", "key_id", name=op.f("pk_baileys_auth")),
     )
 
 
