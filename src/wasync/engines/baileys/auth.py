@@ -97,38 +97,34 @@ class AuthStore:
     def apply(self, rows: Sequence[Sequence[Any]]) -> None:
         """Write changes in one transaction: (category, id, JSON or None to delete);
         ("*", "*", None) clears every key but the creds."""
+        # The last write of each key wins, as in the sidecar's memory.
+        latest: dict[tuple[str, str], str | None] = {}
+        clear_all = False
+        for category, key_id, value in rows:
+            if category == "*":
+                clear_all = True
+                latest = {k: v for k, v in latest.items() if k[0] == CREDS}
+            else:
+                latest[(str(category), str(key_id))] = None if value is None else str(value)
         with self._database().write() as conn:
-            puts = []
-            for category, key_id, value in rows:
-                if category == "*":
+            mine = _a.session_name == self.name
+            if clear_all:
+                conn.execute(delete(baileys_auth).where(mine, _a.category != CREDS))
+            for (category, key_id), value in latest.items():
+                if value is None:
                     conn.execute(
                         delete(baileys_auth).where(
-                            _a.session_name == self.name, _a.category != CREDS
+                            mine, _a.category == category, _a.key_id == key_id
                         )
                     )
-                elif value is None:
-                    conn.execute(
-                        delete(baileys_auth).where(
-                            _a.session_name == self.name,
-                            _a.category == category,
-                            _a.key_id == key_id,
-                        )
-                    )
-                else:
-                    puts.append(
-                        {
-                            "session_name": self.name,
-                            "category": str(category),
-                            "key_id": str(key_id),
-                            "value": str(value),
-                        }
-                    )
-            # One value per key in a statement (an executemany conflict would repeat).
-            latest = {(p["category"], p["key_id"]): p for p in puts}
             upsert(
                 conn,
                 baileys_auth,
-                list(latest.values()),
+                [
+                    {"session_name": self.name, "category": c, "key_id": k, "value": v}
+                    for (c, k), v in latest.items()
+                    if v is not None
+                ],
                 keys=("session_name", "category", "key_id"),
                 update=("value",),
             )
