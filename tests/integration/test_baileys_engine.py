@@ -247,7 +247,7 @@ async def test_history_on_demand_is_matched_times_out_and_a_late_answer_is_store
     assert page.more is False and reached_start(page, 50)  # type: ignore[attr-defined]
 
     # 3. No answer in time: HistoryTimeout; the answer that comes late is stored.
-    engine.options = dataclasses.replace(engine.options, history_timeout=0.3)
+    engine.options = dataclasses.replace(engine.options, history_timeout=1.0)
     with pytest.raises(HistoryTimeout, match="did not answer"):
         await engine.request_history(ALICE, anchor, 50)
     await wait_requests(3)
