@@ -59,23 +59,25 @@ def schema_version() -> str:
 
 
 async def ingest(path: Path, scale: str, seed: int) -> dict[str, Any]:
+    from wasync.config import Settings
     from wasync.engines.simulator import Network, SimulatorEngine
+    from wasync.sessions.host import hosted_session
     from wasync.store.db import Database
-    from wasync.sync.session import SessionSync
 
     db = Database(f"sqlite:///{path}")
     db.migrate()
     engine = SimulatorEngine(Network.from_scale(scale, seed))
-    sync = SessionSync(db, engine, SESSION, engine_name="simulator", limit_per_chat=10**7)
     started = time.perf_counter()
-    try:
-        await sync.start()
-        report = await sync.initial_sync()
-        await sync.flush()
-    finally:
-        await sync.stop()
-        await engine.close()
-        db.close()
+    async with hosted_session(
+        Settings(data_dir=path.parent, database_url=db.url),
+        db,
+        SESSION,
+        engine,
+        engine_name="simulator",
+        command="bench",
+    ) as handle:
+        report = await handle.sync.initial_sync(10**7)
+        await handle.sync.flush()
     return {
         "messages": report.messages,
         "chats": report.chats,

@@ -1,7 +1,7 @@
 """Ingestion benchmark: simulator events -> committed rows, against raw sqlite3.
 
 Generates M messages on the simulator and feeds them, as MessageReceived events,
-through wasync's real ingestion path (BatchWriter: group commit, idempotent upserts,
+through wasync's real ingestion path (the process's writer: group commit, idempotent upserts,
 sync state and chat activity) into a fresh SQLite mirror. In the same run, the
 baseline inserts identical rows into an identical schema (same migrations, same
 pragmas) with plain `sqlite3.executemany` in batches of 1,000, one commit each.
@@ -37,7 +37,7 @@ from wasync.store.db import SQLITE_WRITER_CACHE_KIB, Database
 from wasync.store.rows import MESSAGE_COLUMNS, message_values
 from wasync.store.schema import messages as messages_table
 from wasync.store.sessions import ensure_session
-from wasync.sync.writer import BatchWriter
+from wasync.sync.writer import GroupWriter
 
 RAW_BATCH = 1000
 
@@ -75,8 +75,8 @@ async def run_wasync(net: Network, db_path: Path, batch: int) -> tuple[float, fl
     db.migrate()
     with db.write() as conn:
         sid = ensure_session(conn, "bench", "simulator")
-    writer = BatchWriter(db, sid, max_batch=batch, max_delay=0.1)
-    writer.start()
+    group = GroupWriter(db, max_batch=batch, max_delay=0.1)
+    writer = group.attach(sid)
     elapsed = engine_seconds = 0.0
     count = 0
     chunks = event_chunks(net)
@@ -92,7 +92,7 @@ async def run_wasync(net: Network, db_path: Path, batch: int) -> tuple[float, fl
         await writer.flush()
         elapsed += time.perf_counter() - t
         count += len(chunk)
-    await writer.close()
+    await group.close()
     with db.read() as conn:
         stored = conn.exec_driver_sql("SELECT count(*) FROM messages").scalar_one()
     db.close()

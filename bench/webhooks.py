@@ -1,6 +1,6 @@
 """Ingestion with webhooks installed: what the delivery hook costs the hot path.
 
-Feeds the same simulator messages through wasync's BatchWriter three times, each
+Feeds the same simulator messages through wasync's writer three times, each
 into a fresh SQLite mirror, in the same run:
 
 - `plain`: no hooks (the baseline, as in bench/ingest.py);
@@ -34,7 +34,7 @@ from wasync.engines.simulator import Network, NetworkConfig
 from wasync.jobs import queries as queue
 from wasync.store.db import Database
 from wasync.store.sessions import ensure_session
-from wasync.sync.writer import BatchWriter
+from wasync.sync.writer import GroupWriter
 
 
 def network_for(n_messages: int, seed: int) -> Network:
@@ -53,14 +53,14 @@ def network_for(n_messages: int, seed: int) -> Network:
 async def ingest(
     db: Database, sid: int, events: list[MessageReceived], hooks: list[object]
 ) -> float:
-    writer = BatchWriter(db, sid, max_batch=5000, max_delay=0.1, hooks=hooks)  # type: ignore[arg-type]
-    writer.start()
+    group = GroupWriter(db, max_batch=5000, max_delay=0.1, hooks=hooks)  # type: ignore[arg-type]
+    writer = group.attach(sid)
     t = time.perf_counter()
     for event in events:
         await writer.put(event)
     await writer.flush()
     elapsed = time.perf_counter() - t
-    await writer.close()
+    await group.close()
     return elapsed
 
 

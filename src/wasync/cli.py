@@ -19,6 +19,7 @@ from wasync.commands import avatar_job
 from wasync.commands import history as history_command
 from wasync.commands.avatars import app as avatars_app
 from wasync.commands.common import DatabaseOpt, DataDirOpt, settings_from
+from wasync.commands.engine import app as engine_app
 from wasync.commands.pair import PAIR_HELP
 from wasync.commands.pair import pair as pair_command
 from wasync.commands.serve import register as register_serve_commands
@@ -67,7 +68,7 @@ def open_database(settings: Settings) -> Database:
 
 @app.command()
 def sync(
-    engine: str = typer.Option("simulator", help="Engine: 'simulator' or 'neonize'."),
+    engine: str = typer.Option("simulator", help="Engine: 'simulator', 'neonize' or 'baileys'."),
     seed: int = typer.Option(1, help="Simulator: seed of the generated network."),
     scale: str = typer.Option("tiny", help="Simulator: tiny, small, medium or large."),
     session: str = typer.Option("default", help="Session name."),
@@ -181,6 +182,7 @@ def stats(
 
 app.command("pair", help=PAIR_HELP)(pair_command)
 app.add_typer(session_app, name="session")
+app.add_typer(engine_app, name="engine")
 app.add_typer(webhooks_app, name="webhooks")
 app.command("avatar-job", help=avatar_job.HELP)(avatar_job.avatar_job)
 app.add_typer(avatars_app, name="avatars")  # wasync/commands/avatars.py

@@ -62,8 +62,14 @@ class Settings(BaseSettings):
     )
     session_engine: str | None = Field(
         default=None,
-        description="Engine of sessions created through the API: 'neonize' or 'simulator'; "
-        "default: neonize when installed, else simulator.",
+        description="Engine of sessions created through the API: 'neonize', 'baileys' or "
+        "'simulator'; default: neonize when installed, else simulator.",
+    )
+    baileys_dir: Path | None = Field(
+        default=None,
+        description="Where `wasync engine install baileys` puts the Baileys sidecar's npm "
+        "packages and where the engine runs it from; default: the package's own sidecar "
+        "directory when writable, else ~/.local/share/wasync/baileys.",
     )
     simulator_scale: str = Field(
         default="tiny", description="Simulator sessions: network size (tiny, small, medium, large)."
@@ -78,6 +84,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Simulator: seconds before the simulated phone answers a history "
         "request (a real phone takes seconds).",
+    )
+    history_answer_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds the phone has to answer an on-demand history request (Baileys "
+        "engine) before it counts as a timeout; an answer that comes later is still stored.",
     )
     # History on demand and gap fill (wasync/history).
     history_page_size: int = Field(

@@ -45,6 +45,7 @@ class EnqueuedOut(Model):
 
 class Capabilities(Model):
     on_demand_history: bool
+    newest_history: bool = False
     pair_code: bool
     list_chats: bool
     list_contacts: bool

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -132,12 +133,35 @@ def pair(
     proxy: str | None = typer.Option(
         None, "--proxy", envvar="WASYNC_PROXY", help="Proxy URL (socks5://… or http://…)."
     ),
+    engine: str = typer.Option(
+        "neonize", "--engine", help="Engine: 'neonize' (whatsmeow) or 'baileys' (Node.js)."
+    ),
     data_dir: Path | None = DataDirOpt,
     database: str | None = DatabaseOpt,
 ) -> None:
     """Link a phone to a session (QR code or phone pair code) and mirror its history."""
     from wasync.engines.neonize.options import HistoryDepth
     from wasync.engines.neonize.setup import neonize_engine_for, session_store
+
+    if engine == "baileys":
+        run_command(
+            lambda: _pair_baileys(
+                settings_from(data_dir, database),
+                session,
+                phone,
+                full_history=full_history,
+                history_days=history_days,
+                timeout=timeout,
+                wait=wait,
+                settle=settle,
+                force=force,
+                proxy=proxy,
+            )
+        )
+        return
+    if engine != "neonize":
+        run_command(_unknown_engine(engine))
+        return
 
     def body() -> None:
         settings = settings_from(data_dir, database)
@@ -205,12 +229,14 @@ async def _pair(
     wait: float,
     settle: float,
 ) -> None:
+    from wasync.engines.baileys.engine import BaileysEngine
     from wasync.engines.neonize.engine import NeonizeEngine
     from wasync.sessions.host import hosted_session
 
-    assert isinstance(engine, NeonizeEngine)
+    assert isinstance(engine, NeonizeEngine | BaileysEngine)
+    name = "baileys" if isinstance(engine, BaileysEngine) else "neonize"
     async with hosted_session(
-        settings, db, session, engine, engine_name="neonize", command=f"pair --session {session}"
+        settings, db, session, engine, engine_name=name, command=f"pair --session {session}"
     ) as handle:
         if phone is not None:
             await engine.pair_phone(phone)
@@ -274,3 +300,65 @@ def _put_back(store: SessionStore, aside: Path) -> None:
         leftover.unlink(missing_ok=True)
     aside.rename(path)
     err_console.print(f"pairing did not complete: the old keys are back in {path}")
+
+
+def _unknown_engine(engine: str) -> Callable[[], None]:
+    def fail() -> None:
+        raise ConfigError(f"cannot pair with engine {engine!r}: choose 'neonize' or 'baileys'")
+
+    return fail
+
+
+def _pair_baileys(
+    settings: Settings,
+    session: str,
+    phone: str | None,
+    *,
+    full_history: bool,
+    history_days: int | None,
+    timeout: float,
+    wait: float,
+    settle: float,
+    force: bool,
+    proxy: str | None,
+) -> None:
+    """`wasync pair --engine baileys`: the same flow, keys in the Baileys key store."""
+    from wasync.engines.baileys.install import require
+    from wasync.engines.baileys.setup import auth_store, baileys_engine_for
+
+    if history_days is not None:
+        raise ConfigError("--history-days is for the neonize engine; Baileys has --full-history")
+    if phone is not None:
+        normalize_phone(phone)
+    require(settings.baileys_dir)  # no Node, not installed: say so before anything else
+    db = open_database(settings)
+    try:
+        store = auth_store(settings, session)
+        with db.write() as conn:
+            session_id = ensure_session(conn, session, "baileys")
+        account = store.account()
+        if account is not None:
+            if not force:
+                raise EngineError(
+                    f"session {session!r} is already paired as +{account.jid.split('@')[0]} "
+                    f"(keys in {store.describe()}); pass --force to link a phone again"
+                )
+            store.clear()
+            err_console.print("the old keys were removed (--force)")
+        engine = baileys_engine_for(
+            settings,
+            session,
+            allow_pairing=True,
+            full_history=full_history,
+            connect_timeout=timeout,
+            proxy=proxy,
+        )
+        console.print(
+            f"pairing session [bold]{session}[/] with the Baileys engine (keys in "
+            f"{store.describe()})"
+        )
+        progress = PairProgress(sys.stdout, show_qr=phone is None)
+        engine.add_listener(progress.on_event)
+        asyncio.run(_pair(settings, db, engine, session, session_id, progress, phone, wait, settle))
+    finally:
+        db.close()

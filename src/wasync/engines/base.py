@@ -66,20 +66,51 @@ class HistoryPage(list[Message]):
     """An answer of `request_history`: its messages, newest first, and the changes of
     the span it covers (edits, deletes and reactions, which are entries of the chat's
     timeline in WhatsApp's history), committed together with the messages so that a
-    crash can never keep one without the other. A plain list means no changes."""
+    crash can never keep one without the other. A plain list means no changes.
 
-    def __init__(self, messages: list[Message], changes: tuple[Event, ...] = ()) -> None:
+    `more` is the engine's word on what lies before the page: True when older
+    messages remain, False when the page reached the start of the chat, None when it
+    does not say. A phone says it per conversation (`endOfHistoryTransferType`), and
+    it may send fewer messages than asked while more remain, so "fewer than asked"
+    is only the fallback when the engine is silent."""
+
+    def __init__(
+        self,
+        messages: list[Message],
+        changes: tuple[Event, ...] = (),
+        *,
+        more: bool | None = None,
+    ) -> None:
         super().__init__(messages)
         self.changes = changes
+        self.more = more
 
 
 def changes_of(page: list[Message]) -> tuple[Event, ...]:
     return page.changes if isinstance(page, HistoryPage) else ()
 
 
+def reached_start(page: list[Message], count: int) -> bool:
+    """Whether a history answer reached the first message of its chat.
+
+    The engine's word (`HistoryPage.more`) when it gives one, else fewer than asked.
+    An empty answer ends the paging either way: asking again from the same anchor
+    would only get the same answer.
+    """
+    if not page:
+        return True
+    more = page.more if isinstance(page, HistoryPage) else None
+    if more is not None:
+        return not more
+    return len(page) < count
+
+
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     on_demand_history: bool = False
+    # Answers `request_history(chat, None, n)` with the chat's newest messages. Only
+    # the simulator can: a phone answers only requests anchored on a message it has.
+    newest_history: bool = False
     pair_code: bool = False
     list_chats: bool = False
     list_contacts: bool = False
@@ -122,11 +153,15 @@ class Engine(Protocol):
     async def request_history(
         self, chat_jid: str, before: MessageAnchor | None, count: int
     ) -> list[Message]:
-        """Up to `count` messages of `chat_jid` older than `before` (the newest when None).
+        """Up to `count` messages of `chat_jid` older than `before`.
 
-        Newest first, as WhatsApp sends them. Fewer than `count` means the start of the
-        chat was reached. A HistoryPage also carries the edits, deletes and reactions
-        of its span. Raises HistoryTimeout, CapabilityMissing or EngineError.
+        The anchor is required: a phone answers only requests anchored on a message it
+        has (chat, id, from-me, timestamp in seconds). Only an engine whose
+        capabilities say `newest_history` answers `before=None` with the newest
+        messages; others raise CapabilityMissing. Newest first, as WhatsApp sends them.
+        A HistoryPage also carries the edits, deletes and reactions of its span and
+        whether more remain (`reached_start` reads it). Raises HistoryTimeout when the
+        phone does not answer in time, CapabilityMissing or EngineError.
         """
         ...
 

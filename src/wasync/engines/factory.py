@@ -1,9 +1,9 @@
 """One engine factory for the CLI and the server: an engine by name, for a session.
 
-`neonize` is real WhatsApp (its keys live in the session store, see
-wasync.sessions.location); `simulator` is the in-repo fake network, which `wasync
-demo` and the tests use. Simulator sessions are rebuilt from their seed after a
-restart, so they come back with the same network.
+`neonize` (whatsmeow) and `baileys` (Baileys in a Node.js sidecar) are real WhatsApp
+(their keys live in the session store, see wasync.sessions.location); `simulator` is
+the in-repo fake network, which `wasync demo` and the tests use. Simulator sessions
+are rebuilt from their seed after a restart, so they come back with the same network.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from wasync.errors import ConfigError
 if TYPE_CHECKING:
     from wasync.config import Settings
 
-ENGINE_NAMES = ("neonize", "simulator")
+ENGINE_NAMES = ("neonize", "baileys", "simulator")
 
 
 def neonize_installed() -> bool:
@@ -64,6 +64,12 @@ class EngineFactory:
             raise ConfigError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINE_NAMES)}")
         if engine == "neonize" and not neonize_installed():
             raise ConfigError("the neonize engine is not installed: pip install neonize")
+        if engine == "baileys":
+            from wasync.engines.baileys.install import check
+
+            status = check(self.settings.baileys_dir)
+            if not status.available:
+                raise ConfigError(f"the Baileys engine is unavailable: {status.reason}")
         return engine
 
     def build(self, session: str, engine: str, *, new: bool = False) -> Engine:
@@ -71,6 +77,11 @@ class EngineFactory:
         self.check(engine)
         if engine == "simulator":
             return self._simulator(new=new)
+        if engine == "baileys":
+            # Real WhatsApp through Baileys in a Node.js sidecar (`wasync engine install`).
+            from wasync.engines.baileys.setup import baileys_engine_for
+
+            return baileys_engine_for(self.settings, session, allow_pairing=new)
         from wasync.engines.neonize.setup import neonize_engine_for
 
         return neonize_engine_for(self.settings, session, allow_pairing=new)

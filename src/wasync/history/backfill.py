@@ -4,8 +4,9 @@ The job pages backwards from the chat's oldest stored message. Each page is comm
 together with the job's progress (pages done, messages), and the next page's anchor
 is read back from the chat's sync state, which that same transaction moved: a crash
 at any point resumes at the first page not committed, never repeating or skipping
-one. "Older" stops after its pages; "full" stops when the engine returns fewer
-messages than asked, and the chat is then `fully_synced`.
+one. "Older" stops after its pages; "full" stops when the engine says the start of
+the chat was reached (a phone says so per conversation, `base.reached_start`), and
+the chat is then `fully_synced`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from wasync.domain.models import MessageAnchor, MessageKey
-from wasync.engines.base import CapabilityMissing
+from wasync.engines.base import CapabilityMissing, reached_start
 from wasync.history.context import HistoryContext, PageGroup, anchor_for, anchor_of, page_marks
 from wasync.history.failures import as_engine_error, on_failure
 from wasync.history.kinds import BACKFILL, NOT_AVAILABLE, PRIORITY
@@ -30,6 +31,10 @@ from wasync.jobs.queries import LeaseLost
 from wasync.store import queries
 
 QUEUED, ALREADY_QUEUED, FULLY_SYNCED = "queued", "already_queued", "fully_synced"
+NO_ANCHOR = (
+    "no message of this chat is stored yet to ask for older ones: the phone answers only "
+    "requests anchored on a message (it sends a chat's recent history by itself)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +141,9 @@ async def run_backfill(ctx: HistoryContext, job: queue.Job) -> Outcome:
         exc = CapabilityMissing(NOT_AVAILABLE)
         return await on_failure(ctx, job, now_progress(), exc, progressed=False)
     plan = await asyncio.to_thread(_plan, ctx, chat)
+    if plan.anchor is None and not plan.fully_synced and not ctx.engine.capabilities.newest_history:
+        exc = CapabilityMissing(NO_ANCHOR)
+        return await on_failure(ctx, job, now_progress(), exc, progressed=False)
     if plan.fully_synced or _pages_left(payload) == 0:
         outcome = await _done_unless_widened(ctx, job.id, plan.fully_synced)
         if isinstance(outcome, Done):
@@ -171,7 +179,7 @@ async def run_backfill(ctx: HistoryContext, job: queue.Job) -> Outcome:
                     await commit()
                 return await on_failure(ctx, job, now_progress(), error, progressed=progressed)
             group.add(page)
-            plan = _Plan(anchor_of(page[-1]) if page else plan.anchor, len(page) < count)
+            plan = _Plan(anchor_of(page[-1]) if page else plan.anchor, reached_start(page, count))
             if plan.fully_synced:
                 break
             if group.due:

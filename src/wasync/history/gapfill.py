@@ -20,7 +20,8 @@ from typing import Any
 from sqlalchemy import Connection
 
 from wasync.domain.batch import Batch
-from wasync.domain.models import Message
+from wasync.domain.models import Message, MessageKey
+from wasync.engines import base
 from wasync.engines.base import CapabilityMissing, EngineError, NotConnected
 from wasync.history import gaps
 from wasync.history.context import HistoryContext, PageGroup, anchor_for, anchor_of, page_marks
@@ -31,6 +32,7 @@ from wasync.jobs import queries as queue
 from wasync.jobs.outcome import Defer, Done, Retry
 from wasync.jobs.outcome import JobOutcome as Outcome
 from wasync.jobs.queries import LeaseLost
+from wasync.store import queries
 from wasync.store.writes import WriteResult, mark_chat_error
 from wasync.sync.hooks import TransactionHook
 
@@ -127,9 +129,19 @@ def _later(ts: int | None, than: int | None) -> bool:
 def _read(ctx: HistoryContext, chat: str) -> tuple[gaps.Gap | None, Any]:
     with ctx.db.read() as conn:
         gap = gaps.read_gap(conn, ctx.session_id, chat)
-        if gap is None or gap.until_key is None or gap.until_timestamp is None:
+        if gap is None:
             return gap, None
-        return gap, anchor_for(conn, ctx.session_id, gap.until_key, gap.until_timestamp)
+        if gap.until_key is not None and gap.until_timestamp is not None:
+            return gap, anchor_for(conn, ctx.session_id, gap.until_key, gap.until_timestamp)
+        if ctx.engine.capabilities.newest_history:
+            return gap, None  # from the chat's newest message on the network
+        # A phone needs an anchor: the newest message the mirror holds (the replay
+        # brought it), and the hole lies below it.
+        state = queries.get_sync_state(conn, ctx.session_id, chat)
+        if state is None or state.newest_message_id is None or state.newest_sender_jid is None:
+            return gap, None
+        key = MessageKey(chat, state.newest_sender_jid, state.newest_message_id)
+        return gap, anchor_for(conn, ctx.session_id, key, state.newest_timestamp or 0)
 
 
 def _move_gap(
@@ -194,7 +206,7 @@ async def run_gap_fill(ctx: HistoryContext, job: queue.Job) -> Outcome:
                     await commit()
                 return await on_failure(ctx, job, now_progress(), error, progressed=progressed)
             group.add(page)
-            reached_start = len(page) < count
+            reached_start = base.reached_start(page, count)
             closes = reached_start or gap.met_by(page)
             if page:
                 anchor = anchor_of(page[-1])

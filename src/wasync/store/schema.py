@@ -363,3 +363,16 @@ simulator_connections = Table(
     Column("connection", String, nullable=False),
     Column("connected_at", Float, nullable=False),
 )
+
+# The keys of Baileys-engine sessions kept in the mirror's database (PostgreSQL
+# deployments; see wasync.engines.baileys.auth), so any node can take a session over.
+# Values are the sidecar's own JSON, opaque here. A file session holds the same table
+# in its own SQLite file under <data-dir>/sessions/.
+baileys_auth = Table(
+    "baileys_auth",
+    metadata,
+    Column("session_name", String, primary_key=True),
+    Column("category", String, primary_key=True),
+    Column("key_id", String, primary_key=True),
+    Column("value", Text, nullable=False),
+)

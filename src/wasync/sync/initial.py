@@ -25,7 +25,7 @@ from wasync.domain.models import (
     SyncProgress,
     SyncReport,
 )
-from wasync.engines.base import Engine, EngineError, changes_of
+from wasync.engines.base import Engine, EngineError, changes_of, reached_start
 from wasync.store.db import Database
 from wasync.store.writes import mark_chat_error, mark_fully_synced, write_batch
 from wasync.sync.commit import WriteFn, commit_batch
@@ -79,7 +79,9 @@ async def initial_sync(
     report = SyncReport(chats=len(chats), contacts=len(contacts), groups=len(groups))
     n = len(chats)
     await _emit(on_progress, SyncProgress(session_name, n, 0, messages_synced=0))
-    fetch_history = caps.on_demand_history and limit_per_chat > 0
+    # Real engines get their first history pushed by the phone (HistoryBatch events):
+    # only an engine that can ask for a chat's newest messages fetches them here.
+    fetch_history = caps.newest_history and limit_per_chat > 0
     pending: dict[int, asyncio.Task[list[Message]]] = {}
 
     def prefetch(upto: int) -> None:
@@ -108,7 +110,7 @@ async def initial_sync(
                 session_id,
                 chat.jid,
                 msgs,
-                len(msgs) < limit_per_chat,
+                reached_start(msgs, limit_per_chat),
                 hooks,
                 changes_of(msgs),
                 write,
@@ -162,7 +164,7 @@ def save_history_page(
             hook(conn, session_id, batch, result)
         mark_chat_error(conn, session_id, chat_jid, None, now)
         if reached_start:
-            # Fewer than asked: the engine reached the first message of the chat.
+            # The engine reached the first message of the chat (base.reached_start).
             mark_fully_synced(conn, session_id, chat_jid, now)
     return batch
 

@@ -11,6 +11,7 @@ on and counted, never dropped silently.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,13 +24,15 @@ from wasync.engines.base import Capabilities, EngineError, LoggedOutError, Trans
 from wasync.engines.neonize import lifecycle, loader
 from wasync.engines.neonize.connection import Connection
 from wasync.engines.neonize.groups import changed_group, group_from_info, is_deleted
-from wasync.engines.neonize.history import history_sync_events
-from wasync.engines.neonize.jids import IdentityMap, jid_str
+from wasync.engines.neonize.history import history_sync_events, on_demand_page
+from wasync.engines.neonize.jids import IdentityMap, canonical, jid_str
 from wasync.engines.neonize.messages import live_events
 from wasync.engines.neonize.options import NeonizeOptions, device_props
-from wasync.engines.neonize.queries import QueriesMixin
+from wasync.engines.neonize.queries import QueriesMixin, history_request_call
+from wasync.engines.neonize.waiters import HistoryWaiters
 
 log = logging.getLogger(__name__)
+ON_DEMAND = 6  # waHistorySync.HistorySync.HistorySyncType.ON_DEMAND
 
 CAPABILITIES = Capabilities(
     on_demand_history=False,  # neonize 0.5.2 cannot send the peer request (ENGINE.md)
@@ -57,11 +60,16 @@ class NeonizeEngine(Connection, QueriesMixin):
         self._groups: dict[str, Group] = {}
         self._client: Any = None
         self._qr_seen = asyncio.Event()
+        self.history_waiters = HistoryWaiters()
+        self.history_timeout = 60.0
 
     # --- the port ----------------------------------------------------------------
 
     @property
     def capabilities(self) -> Capabilities:
+        if self._client is not None and history_request_call(self._client) is not None:
+            # A neonize that can send the request: older history on demand works.
+            return dataclasses.replace(CAPABILITIES, on_demand_history=True)
         return CAPABILITIES
 
     @property
@@ -145,7 +153,17 @@ class NeonizeEngine(Connection, QueriesMixin):
         self._emit(live_events(proto, self.ids, self.own_jid))
 
     def _on_history(self, proto: Any) -> None:
-        self._emit(history_sync_events(proto.Data, self.ids, self.own_jid))
+        data = proto.Data
+        if data.syncType == ON_DEMAND:
+            # An answer to a request of ours (matched by chat: the event has no id).
+            for conv in data.conversations:
+                chat = self.ids.preferred(canonical(conv.ID))
+                if chat is not None and self.history_waiters.waiting(chat):
+                    page, rest = on_demand_page(data, chat, self.ids, self.own_jid)
+                    self.history_waiters.answer(chat, page)
+                    self._emit([rest])
+                    return
+        self._emit(history_sync_events(data, self.ids, self.own_jid))
 
     def _on_picture(self, proto: Any) -> None:
         jid = self.ids.preferred(jid_str(proto.JID))

@@ -13,6 +13,7 @@ from wasync.domain import events as ev
 from wasync.domain.events import HistorySyncType
 from wasync.domain.jid import chat_kind_of
 from wasync.domain.models import Chat, Contact, Message
+from wasync.engines.base import HistoryPage
 from wasync.engines.neonize.jids import IdentityMap, canonical, phone_of
 from wasync.engines.neonize.messages import history_events, seconds
 
@@ -113,3 +114,35 @@ def _contacts(data: Any, ids: IdentityMap) -> list[Contact]:
 def _contact(jid: str, ids: IdentityMap, push_name: str | None = None) -> Contact:
     lid = ids.lid_of(jid)
     return Contact(jid=jid, push_name=push_name, phone=phone_of(jid), lid=lid)
+
+
+def more_remains(data: Any, chat_jid: str, ids: IdentityMap) -> bool | None:
+    """The phone's word on `chat_jid` in an answer: more older messages (True), none
+    (False), or it did not say (None)."""
+    for conv in data.conversations:
+        if ids.preferred(canonical(conv.ID)) != chat_jid:
+            continue
+        if not conv.HasField("endOfHistoryTransferType"):
+            return None
+        return bool(conv.endOfHistoryTransferType != _COMPLETE)
+    return None
+
+
+def on_demand_page(
+    data: Any, chat_jid: str, ids: IdentityMap, own_jid: str | None
+) -> tuple[HistoryPage, ev.HistoryBatch]:
+    """An on-demand answer as the page its request returns, plus what else it carried
+    (chats, contacts) as a batch without messages for the live path."""
+    events = history_sync_events(data, ids, own_jid)
+    batch = events[0]
+    assert isinstance(batch, ev.HistoryBatch)
+    messages = sorted(batch.messages, key=lambda m: (m.timestamp, m.key.message_id), reverse=True)
+    page = HistoryPage(messages, tuple(events[1:]), more=more_remains(data, chat_jid, ids))
+    rest = ev.HistoryBatch(
+        sync_type=batch.sync_type,
+        chats=batch.chats,
+        contacts=batch.contacts,
+        progress=batch.progress,
+        complete_chats=batch.complete_chats,
+    )
+    return page, rest

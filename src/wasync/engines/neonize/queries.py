@@ -33,6 +33,7 @@ from wasync.engines.neonize.pictures import (
     picture_error,
     picture_result,
 )
+from wasync.engines.neonize.waiters import HistoryWaiters
 
 if TYPE_CHECKING:
     from wasync.engines.neonize.options import NeonizeOptions
@@ -56,9 +57,19 @@ class UserInfo:
     verified_name: str | None = None
 
 
+def history_request_call(client: Any) -> Any:
+    """neonize's call that sends the on-demand history request as a peer message, when
+    the installed neonize has it (its pull request #215 adds `request_history_sync`;
+    check the argument order when a release ships it). None on neonize 0.5.2."""
+    send = getattr(client, "request_history_sync", None)
+    return send if callable(send) else None
+
+
 class QueriesMixin:
     options: NeonizeOptions
     ids: IdentityMap
+    history_waiters: HistoryWaiters
+    history_timeout: float
     _groups: dict[str, Group]
     _qr_seen: asyncio.Event
 
@@ -134,7 +145,33 @@ class QueriesMixin:
     async def request_history(
         self, chat_jid: str, before: MessageAnchor | None, count: int
     ) -> list[Message]:
-        raise CapabilityMissing(NO_HISTORY_REQUESTS)
+        """The port's semantics (as the Baileys engine): anchored on a stored message,
+        the answer an ON_DEMAND history sync, completion from the phone's word.
+
+        neonize 0.5.2 cannot send the request (no peer message): CapabilityMissing,
+        until a neonize release has the call (`history_request_call`).
+        """
+        send = history_request_call(self.client)
+        if send is None:
+            raise CapabilityMissing(NO_HISTORY_REQUESTS)
+        if before is None:
+            raise CapabilityMissing(
+                "the phone answers only history requests anchored on a stored message"
+            )
+        waiter = self.history_waiters.expect(chat_jid)
+        try:
+            target = self.proto_jid(chat_jid)
+            # WhatsApp reads the anchor's timestamp as seconds (neonize's own builder
+            # puts milliseconds there, which the phone ignores).
+            await self.call(
+                "request history",
+                lambda: send(
+                    target, before.key.message_id, before.from_me, before.timestamp, count
+                ),
+            )
+            return await self.history_waiters.wait(waiter, chat_jid, self.history_timeout)
+        finally:
+            self.history_waiters.forget(chat_jid, waiter)
 
     async def profile_picture(self, jid: str, existing_id: str | None) -> PictureResult:
         proto = loader.module("proto")

@@ -110,6 +110,7 @@ class SimulatorEngine:
     def capabilities(self) -> Capabilities:
         return Capabilities(
             on_demand_history=True,
+            newest_history=True,
             pair_code=True,
             list_chats=True,
             list_contacts=True,
@@ -358,7 +359,9 @@ class SimulatorEngine:
             else None
         )
         changes = network.changes_in(chat_jid, since, until) if page else []
-        return HistoryPage(page, tuple(changes))
+        # The truth, as a phone says it: older messages remain unless the page starts
+        # at the chat's first message.
+        return HistoryPage(page, tuple(changes), more=start > 0)
 
     async def _await_history_answer(self, chat_jid: str) -> None:
         """The request went to the phone; wait for its answer as the real engine does."""

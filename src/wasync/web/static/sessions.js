@@ -31,8 +31,11 @@
     entry.session = session;
     const node = entry.node;
     W.statusBadge(node.querySelector(".session-status"), session.status);
-    const meta = [session.engine, session.jid ? session.jid.split("@")[0] : null,
-      session.running ? null : "not running"].filter(Boolean);
+    const caps = session.capabilities;
+    // What the engine can do, said plainly: "Load older" reaches the phone only when yes.
+    const older = caps ? `older history: ${caps.onDemandHistory ? "yes" : "no"}` : null;
+    const meta = [`engine ${session.engine}`, session.jid ? session.jid.split("@")[0] : null,
+      older, session.running ? null : "not running"].filter(Boolean);
     node.querySelector(".session-meta").textContent = meta.join(" · ");
     const error = node.querySelector(".session-error");
     error.textContent = session.error || "";
