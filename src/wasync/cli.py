@@ -18,6 +18,7 @@ from rich.table import Table
 from wasync.commands import avatar_job
 from wasync.commands import history as history_command
 from wasync.commands.avatars import app as avatars_app
+from wasync.commands.cluster import app as cluster_app
 from wasync.commands.common import DatabaseOpt, DataDirOpt, settings_from
 from wasync.commands.engine import app as engine_app
 from wasync.commands.pair import PAIR_HELP
@@ -182,6 +183,7 @@ def stats(
 
 app.command("pair", help=PAIR_HELP)(pair_command)
 app.add_typer(session_app, name="session")
+app.add_typer(cluster_app, name="cluster")
 app.add_typer(engine_app, name="engine")
 app.add_typer(webhooks_app, name="webhooks")
 app.command("avatar-job", help=avatar_job.HELP)(avatar_job.avatar_job)

@@ -101,6 +101,8 @@ class Runtime:
         self.queue_stats: dict[str, Callable[[], dict[str, Any]]] = {}
         # Called with (session name, session id) once a session's rows are deleted.
         self.deleted_listeners: list[Callable[[str, int], None]] = []
+        # Called with a session's name once this process gave it back (others may take it).
+        self.released_listeners: list[Callable[[str], None]] = []
         # Which sessions run here, and their lifecycle (create, restore, delete, ...).
         self.manager = SessionManager()
         self.add_service(self.manager)
@@ -231,11 +233,21 @@ class Runtime:
             if asyncio.iscoroutine(result):
                 await result
         if release and handle.lease is not None:
+            await self.release(name, handle.lease)
+
+    async def release(self, name: str, lease: Lease) -> None:
+        """Give a stopped session back, and tell whoever listens."""
+        try:
+            await asyncio.to_thread(self.ownership.release, lease)
+        except Exception as exc:
+            # It expires by itself (or its file lock goes with the process).
+            log.warning("session %s: could not give it back: %s", name, exc)
+            return
+        for listener in list(self.released_listeners):
             try:
-                await asyncio.to_thread(self.ownership.release, handle.lease)
-            except Exception as exc:
-                # It expires by itself (or its file lock goes with the process).
-                log.warning("session %s: could not give it back: %s", name, exc)
+                listener(name)
+            except Exception:
+                log.exception("a listener of given-back sessions failed")
 
     def _lost(self, name: str, lease: Lease) -> None:
         """Another process holds the session now: stop it here, writing nothing more."""
@@ -262,15 +274,27 @@ class Runtime:
                 if handle.session_id in lost and handle.lease is not None:
                     self._lost(handle.name, handle.lease)
 
+    async def drain(self) -> None:
+        """Stop every session (all at once) and give each back as soon as it stopped:
+        other nodes take them over within moments, not after the lease time."""
+        await self.manager.stop()  # it must not start sessions while we stop them
+        results = await asyncio.gather(
+            *(self.remove_session(name) for name in list(self.sessions)),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, Exception):
+                raise result
+            if isinstance(result, Exception):
+                log.warning("a session did not stop cleanly: %s", result)
+
     async def stop(self) -> None:
-        await self.manager.stop()  # first: it must not start sessions while we stop them
         if self._keeper is not None:
             self._keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._keeper
             self._keeper = None
-        for name in list(self.sessions):
-            await self.remove_session(name)
+        await self.drain()
         await asyncio.gather(*self._fenced, return_exceptions=True)
         await self.jobs.stop()
         await self.writer.close()

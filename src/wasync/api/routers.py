@@ -9,6 +9,7 @@ from wasync.api import (
     realtime_ws,
     routes_avatars,
     routes_chats,
+    routes_cluster,
     routes_contacts,
     routes_history,
     routes_media,
@@ -23,6 +24,7 @@ ROUTERS: list[APIRouter] = [
     routes_contacts.router,
     routes_media.router,
     routes_queues.router,
+    routes_cluster.router,
     metrics.router,
     realtime_ws.router,
 ]

@@ -21,7 +21,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from wasync.api import schemas as S
-from wasync.api.deps import Authenticated, get_runtime, key_matches, presented_key
+from wasync.api.deps import Authenticated, get_control, get_runtime, key_matches, presented_key
+from wasync.api.session_control import SessionControl
 from wasync.avatars import avatar_service
 from wasync.avatars.enqueue import has_avatar
 from wasync.avatars.fetch import Outcome
@@ -45,10 +46,12 @@ CACHE_SECONDS = 300
 
 
 @router.post("/api/sessions/{session}/avatars/sync", status_code=202, response_model=S.EnqueuedOut)
-async def enqueue_session_avatars(session: str, runtime: Runtime = RuntimeDep) -> dict[str, int]:
+async def enqueue_session_avatars(
+    session: str, control: SessionControl = Depends(get_control)
+) -> dict[str, int]:
     """Queue a picture check of every contact and chat of the session."""
-    added = await avatar_service(runtime).enqueue_all(session)
-    return {"enqueued": added}
+    answer = await control.call(session, "avatars_sync")
+    return {"enqueued": int(answer["enqueued"])}
 
 
 @router.get("/api/sessions/{session}/avatars")
@@ -69,7 +72,9 @@ async def avatar_status(session: str, runtime: Runtime = RuntimeDep) -> dict[str
 
 
 @router.post("/api/sessions/{session}/avatars/{jid}")
-async def check_avatar(session: str, jid: str, runtime: Runtime = RuntimeDep) -> Response:
+async def check_avatar(
+    session: str, jid: str, control: SessionControl = Depends(get_control)
+) -> Response:
     """Check one JID (or phone number) now and answer what happened.
 
     `outcome` is new, unchanged, none, rate_limited or failed; `queued` says the check
@@ -78,11 +83,12 @@ async def check_avatar(session: str, jid: str, runtime: Runtime = RuntimeDep) ->
     canonical = to_jid(jid)
     if not has_avatar(canonical):
         raise DomainError(f"{canonical} has no profile picture (only people and groups do)")
-    result, queued = await avatar_service(runtime).check_now(session, canonical)
-    body = {**result.as_json(), "queued": queued}
+    # Through the limiter of the node that runs the session: the rate holds cluster-wide.
+    body = await control.call(session, "avatar_check", {"jid": canonical})
     headers = {}
-    if result.outcome is Outcome.RATE_LIMITED and result.retry_after is not None:
-        headers["Retry-After"] = str(max(1, round(result.retry_after)))
+    retry_after = body.get("retryAfter")
+    if body.get("outcome") == Outcome.RATE_LIMITED.value and retry_after is not None:
+        headers["Retry-After"] = str(max(1, round(float(retry_after))))
     return JSONResponse(body, headers=headers)
 
 

@@ -13,10 +13,11 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 
 from wasync.api import schemas as S
-from wasync.api.deps import Authenticated, get_runtime
+from wasync.api.deps import Authenticated, get_control, get_runtime
 from wasync.api.errors import NotFound
+from wasync.api.session_control import SessionControl
+from wasync.domain.jid import to_jid
 from wasync.history import ChatNotFound, history_service
-from wasync.history.backfill import BackfillRequest
 from wasync.runtime import Runtime
 
 router = APIRouter(
@@ -26,16 +27,16 @@ router = APIRouter(
     responses=S.error_responses(400, 401, 404, 409, 422, 501, 503),
 )
 RuntimeDep = Depends(get_runtime)
+Control = Depends(get_control)
 CHAT = "/sessions/{session}/chats/{jid}"
 
 
 async def _request(
-    runtime: Runtime, session: str, jid: str, *, full: bool, pages: int = 1
-) -> BackfillRequest:
-    try:
-        return await history_service(runtime).request(session, jid, full=full, pages=pages)
-    except ChatNotFound as exc:
-        raise NotFound(str(exc)) from None
+    control: SessionControl, session: str, jid: str, *, full: bool, pages: int = 1
+) -> dict[str, Any]:
+    """Queue the work where the session runs (it knows what its engine can do)."""
+    args = {"chat": to_jid(jid), "full": full, "pages": pages}
+    return await control.call(session, "history_request", args)
 
 
 @router.post(f"{CHAT}/history/older", status_code=202, response_model=S.HistoryRequestOut)
@@ -43,7 +44,7 @@ async def load_older(
     session: str,
     jid: str,
     pages: int = Query(1, ge=1, le=1000, description="Pages of older messages to load."),
-    runtime: Runtime = RuntimeDep,
+    control: SessionControl = Control,
 ) -> dict[str, Any]:
     """Queue loading `pages` pages of messages older than the oldest stored one.
 
@@ -51,17 +52,15 @@ async def load_older(
     it now loads at least `pages` more pages) or `fully_synced` (nothing older exists;
     `jobId` is null).
     """
-    result = await _request(runtime, session, jid, full=False, pages=pages)
-    return result.as_payload()
+    return await _request(control, session, jid, full=False, pages=pages)
 
 
 @router.post(f"{CHAT}/history/full", status_code=202, response_model=S.HistoryRequestOut)
 async def load_full_history(
-    session: str, jid: str, runtime: Runtime = RuntimeDep
+    session: str, jid: str, control: SessionControl = Control
 ) -> dict[str, Any]:
     """Queue loading the whole history of the chat, back to its first message."""
-    result = await _request(runtime, session, jid, full=True)
-    return result.as_payload()
+    return await _request(control, session, jid, full=True)
 
 
 @router.get(f"{CHAT}/sync-state")

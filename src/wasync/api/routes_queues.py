@@ -9,7 +9,6 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy import func, select
 
 from wasync.api import schemas as S
 from wasync.api.deps import Authenticated, get_runtime
@@ -17,7 +16,6 @@ from wasync.api.errors import Conflict, NotFound
 from wasync.api.routes_chats import session_id_of
 from wasync.jobs import queries as queue
 from wasync.runtime import Runtime
-from wasync.store.schema import jobs
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +30,12 @@ def _read(runtime: Runtime, session: str | None, now: float) -> dict[str, Any]:
     with runtime.db.read() as conn:
         sid = session_id_of(conn, session) if session else None
         counts = queue.counts(conn, session_id=sid)
-        finished = select(jobs.c.kind, jobs.c.state, func.count()).where(
-            jobs.c.finished_at >= now - RATE_WINDOW,
-            jobs.c.state.in_((queue.JobState.DONE.value, queue.JobState.FAILED.value)),
-        )
-        if sid is not None:
-            finished = finished.where(jobs.c.session_id == sid)
         recent: dict[tuple[str, str], int] = {
-            (kind, state): int(n)
-            for kind, state, n in conn.execute(finished.group_by(jobs.c.kind, jobs.c.state))
+            (kind, state): n
+            for kind, states in queue.finished_counts(
+                conn, now - RATE_WINDOW, session_id=sid
+            ).items()
+            for state, n in states.items()
         }
         kinds = sorted(set(counts) | set(runtime.queue_stats))
         errors = {

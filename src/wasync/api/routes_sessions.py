@@ -22,11 +22,12 @@ Control = Depends(get_control)
 ERRORS = S.error_responses(400, 401, 404, 409, 422, 503)
 
 
-def _out(control: SessionControl, row: SessionRow) -> S.Session:
+def _out(control: SessionControl, row: SessionRow, holders: dict[int, str]) -> S.Session:
     pairing = control.pairings.get(row.name)
     return session_out(
         row,
         control.runtime.sessions.get(row.name),
+        node=holders.get(row.id),
         syncing=control.is_syncing(row.name),
         pairing=S.PairingState(
             qr=pairing.qr, phone_code=pairing.phone_code, updated_at=pairing.updated_at
@@ -37,9 +38,16 @@ def _out(control: SessionControl, row: SessionRow) -> S.Session:
     )
 
 
+async def _one(control: SessionControl, name: str) -> S.Session:
+    row = await control.row(name)
+    return _out(control, row, await asyncio.to_thread(control.holders))
+
+
 @router.get("", response_model=S.SessionList, responses=ERRORS)
 async def list_sessions(control: SessionControl = Control) -> S.SessionList:
-    return S.SessionList(items=[_out(control, row) for row in await control.rows()])
+    rows = await control.rows()
+    holders = await asyncio.to_thread(control.holders)
+    return S.SessionList(items=[_out(control, row, holders) for row in rows])
 
 
 @router.post("", response_model=S.Session, status_code=status.HTTP_201_CREATED, responses=ERRORS)
@@ -47,12 +55,12 @@ async def create_session(body: S.CreateSession, control: SessionControl = Contro
     """Start a session. A new one pairs: poll `pairing` (or listen to `session.status`)
     for the QR code, or ask for a phone code. A logged-out session is paired again."""
     await control.create(body.name, body.engine)
-    return _out(control, await control.row(body.name))
+    return await _one(control, body.name)
 
 
 @router.get("/{session}", response_model=S.Session, responses=ERRORS)
 async def get_session(session: str, control: SessionControl = Control) -> S.Session:
-    return _out(control, await control.row(session))
+    return await _one(control, session)
 
 
 @router.delete("/{session}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
@@ -65,15 +73,19 @@ async def delete_session(session: str, control: SessionControl = Control) -> Res
 @router.post("/{session}/logout", response_model=S.Session, responses=ERRORS)
 async def logout_session(session: str, control: SessionControl = Control) -> S.Session:
     """Unlink this device from the phone and stop mirroring; the mirror is kept."""
-    await control.require_running(session)
-    await control.logout(session)
-    return _out(control, await control.row(session))
+    await control.call(session, "logout")
+    return await _one(control, session)
 
 
 async def _pairing(control: SessionControl, session: str) -> S.PairingState:
-    handle = await control.require_running(session)
-    if handle.engine.status is not SessionStatus.PAIRING:
-        raise Conflict(f"session {session!r} is not pairing (it is {handle.engine.status})")
+    handle = control.runtime.sessions.get(session)
+    if handle is not None:
+        status = str(handle.engine.status)
+    else:  # running on another node: its status events (and codes) reach this one too
+        await control.remote(session)
+        status = (await control.row(session)).status
+    if status != SessionStatus.PAIRING:
+        raise Conflict(f"session {session!r} is not pairing (it is {status})")
     pairing = control.pairings.get(session)
     if pairing is None:
         raise Conflict(f"session {session!r} has no pairing code yet; try again in a moment")
@@ -118,7 +130,8 @@ async def pair_with_phone(
     session: str, body: S.PairPhone, control: SessionControl = Control
 ) -> S.PairCode:
     """Ask for a code to type on the phone instead of scanning the QR code."""
-    return S.PairCode(code=await control.pair_phone(session, body.phone))
+    answer = await control.call(session, "pair_phone", {"phone": body.phone})
+    return S.PairCode(code=str(answer["code"]))
 
 
 @router.post("/{session}/sync-chats", response_model=S.SyncChatsResult, responses=ERRORS)
@@ -131,19 +144,20 @@ async def sync_chats(
 ) -> S.SyncChatsResult:
     """Sync every chat and its newest messages; answers when done. Progress goes to
     Socket.IO `sync_chats` events (and `/ws`) of this session while it runs."""
-    await control.require_running(session)
-    task = control.start_sync(session, limit_per_chat)
-    # Shielded: a client that hangs up does not stop the sync half-way.
-    report = await asyncio.shield(task)
-    failed = [{"chatId": f.chat_jid, "error": f.error} for f in report.failed_chats]
+    # Wherever the session runs; one sync at a time per session, cluster-wide. The
+    # sync goes on if the client hangs up.
+    report = await control.call(
+        session, "sync_chats", {"limitPerChat": limit_per_chat}, key="sync", patience=None
+    )
+    failed = list(report["failedChats"])
     message = "Synchronization completed successfully"
     if failed:
-        message = f"Synchronization completed; {len(failed)} of {report.chats} chats failed"
+        message = f"Synchronization completed; {len(failed)} of {report['chats']} chats failed"
     return S.SyncChatsResult(
         success=True,
-        chats_processed=report.chats,
+        chats_processed=int(report["chats"]),
         message=message,
-        messages_synced=report.messages,
+        messages_synced=int(report["messages"]),
         failed_chats=failed,
-        seconds=round(report.seconds, 3),
+        seconds=round(float(report["seconds"]), 3),
     )

@@ -68,13 +68,37 @@ class Session(Model):
     )
     status_reason: str | None
     jid: str | None = Field(description="The account's own JID, once paired.")
-    running: bool = Field(description="Whether the server is mirroring it now.")
+    running: bool = Field(description="Whether a node (this server or another) mirrors it now.")
+    node: str | None = Field(
+        default=None,
+        description="The node that runs it (its name, or the command that holds it); null "
+        "when none does.",
+    )
     syncing: bool = Field(description="Whether a sync-chats run is in progress.")
     capabilities: Capabilities | None
     pairing: PairingState | None
     error: str | None = Field(description="Why the session could not be started, if so.")
     created_at: int
     updated_at: int
+
+
+class NodeOut(Model):
+    id: str = Field(description="The node's name (--node-name).")
+    address: str | None = Field(description="Where the node serves its API.")
+    sessions: list[str] = Field(description="The sessions it runs.")
+    heartbeat_at: float
+    started_at: float | None
+    host: str | None = None
+    pid: int | None = None
+    stats: dict[str, Any] = Field(default_factory=dict, description="The node's own figures.")
+
+
+class ClusterOut(Model):
+    nodes: list[NodeOut]
+    holders: dict[str, str] = Field(
+        default_factory=dict,
+        description="Sessions held by something other than a node (a command), by holder.",
+    )
 
 
 class SessionList(Model):

@@ -27,6 +27,7 @@ from wasync.assemble import build_runtime
 from wasync.config import Settings
 from wasync.engines.factory import EngineFactory, SimulatorOptions
 from wasync.errors import ConfigError
+from wasync.store.sessions import ensure_session
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,21 @@ class Started:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn, minus re-raising SIGINT/SIGTERM after a graceful stop.
+    """uvicorn, minus re-raising SIGINT/SIGTERM after a graceful stop, plus a hook that
+    runs as soon as the signal arrives (the sessions are handed over meanwhile).
 
     uvicorn re-raises the signal once it has shut down, so the process would end as
     "interrupted" (130) or killed; a server that stopped cleanly on request exits 0.
     """
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: object) -> None:
+        with contextlib.suppress(RuntimeError):  # no running loop: nothing to drain
+            self._on_exit()
+        super().handle_exit(sig, frame)  # type: ignore[arg-type]
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -105,31 +116,43 @@ async def run_server(
     """Serve until SIGINT/SIGTERM; sessions are restored at start and stopped in order."""
     key = resolve_api_key(settings, settings.host)
     sock = listening_socket(settings.host, settings.port)
-    runtime = build_runtime(settings)
-    try:
-        # Open the database before serving: a refused one is then one clear line, where
-        # uvicorn would print the traceback of a failed startup.
-        await asyncio.to_thread(runtime.db.migrate)
-    except BaseException:
-        sock.close()
-        raise
+    runtime = build_runtime(settings, address=url_of(sock))
     control, _hub = api_services(runtime)
     runtime.manager.engines = EngineFactory(
         settings, simulator or SimulatorOptions.from_settings(settings)
     )
+    try:
+        # Start before serving: a refused database or a node name in use is then one
+        # clear line, where uvicorn would print the traceback of a failed startup.
+        await runtime.start()
+    except BaseException:
+        sock.close()
+        with contextlib.suppress(Exception):
+            await runtime.stop()
+        raise
+
+    draining: list[asyncio.Task[None]] = []
+
+    def drain() -> None:
+        # SIGTERM: hand the sessions over at once, while uvicorn closes connections.
+        if not draining:
+            draining.append(asyncio.get_running_loop().create_task(runtime.drain()))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await runtime.start()
         try:
             restored = await control.restore()
             if demo is not None:
                 await _start_demo(control, demo)
+            # From now on: take sessions others let go, give back more than our share.
+            runtime.manager.run_in_background()
             if on_started is not None:
                 on_started(Started(url_of(sock), key, restored, dict(control.restore_errors)))
             yield
         finally:
+            drain()
             await app.state.socketio.close()
+            await asyncio.gather(*draining, return_exceptions=True)
             await runtime.stop()
 
     app = create_app(runtime, api_key=key.value, lifespan=lifespan)
@@ -143,7 +166,7 @@ async def run_server(
         loop="asyncio",
         timeout_graceful_shutdown=10,
     )
-    server = _Server(config)
+    server = _Server(config, on_exit=drain)
     try:
         await server.serve(sockets=[sock])
     finally:
@@ -153,7 +176,12 @@ async def run_server(
 async def _start_demo(control: SessionControl, demo: DemoOptions) -> None:
     runtime = control.runtime
     if demo.session not in runtime.sessions:
-        engine = control.engines.build(demo.session, "simulator", new=False)
-        await runtime.add_session(demo.session, engine, engine_name="simulator")
+
+        def register() -> None:
+            with runtime.db.write() as conn:
+                ensure_session(conn, demo.session, "simulator")
+
+        await asyncio.to_thread(register)
+        await runtime.manager.assign()
     # Runs in the background: the UI shows its progress bar moving.
     control.start_sync(demo.session, demo.limit_per_chat)

@@ -2,10 +2,14 @@
 
 A runtime service. The lifecycle itself (create, restore, log out, delete) is the
 session manager's (sessions/manager.py); this adds what the API needs beyond it: the
-current pairing code of each pairing session (from `session.status` bus events), the
-sync each session is running (one at a time; a client that hangs up does not cancel
-it), and the first sync after a fresh pairing, started automatically so a newly
-linked phone fills the mirror without another call.
+current pairing code of each pairing session (from `session.status` bus events, which
+reach every node), the sync each session is running (one at a time; a client that
+hangs up does not cancel it), and the first sync after a fresh pairing, started
+automatically so a newly linked phone fills the mirror without another call.
+
+Every call that needs the session's engine goes through `call(session, op, args)`:
+here when the session runs here, or as a command carried out by the node that runs it
+(cluster/commands.py), with the same answer or the same error either way.
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ from typing import Any
 from prometheus_client import Histogram
 
 from wasync.bus import Subscription
+from wasync.cluster.commands import Op
+from wasync.cluster.service import ClusterService
 from wasync.domain.events import SessionStatus
 from wasync.domain.models import SyncReport
 from wasync.engines.factory import EngineFactory
-from wasync.errors import Conflict
+from wasync.errors import Conflict, NotFound
 from wasync.runtime import Runtime, SessionHandle
 from wasync.sessions.manager import GONE, SessionManager
 from wasync.store.sessions import SessionRow
@@ -51,6 +57,16 @@ class SessionControl:
         self._tasks: set[asyncio.Task[None]] = set()
         self._watch: asyncio.Task[None] | None = None
         self._subscription: Subscription | None = None
+        self._ops: dict[str, Op] = {
+            "sync_chats": self._op_sync_chats,
+            "pair_phone": self._op_pair_phone,
+            "logout": self._op_logout,
+            "prepare_delete": self._op_prepare_delete,
+            "history_request": self._op_history_request,
+            "avatars_sync": self._op_avatars_sync,
+            "avatar_check": self._op_avatar_check,
+        }
+        self._cluster: ClusterService | None = None
         self.sync_seconds = Histogram(
             "wasync_sync_duration_seconds",
             "Duration of chat syncs (sync-chats), by outcome.",
@@ -67,6 +83,18 @@ class SessionControl:
         runtime.manager.keep = lambda name: name in self.pairings or name in self._syncs
         self._subscription = runtime.bus.subscribe(topics=("session.status",), maxsize=1000)
         self._watch = asyncio.create_task(self._watch_status(), name="session-status-watch")
+        found = next((s for s in runtime.services if isinstance(s, ClusterService)), None)
+        if found is not None and found.commands is not None:
+            self._cluster = found
+            for op, handler in self._ops.items():
+                found.commands.register(op, handler)
+
+    def register(self, op: str, handler: Op) -> None:
+        """A call other features offer (history, avatars): `handler(session, args)` runs
+        where the session runs."""
+        self._ops[op] = handler
+        if self._cluster is not None and self._cluster.commands is not None:
+            self._cluster.commands.register(op, handler)
 
     async def stop(self) -> None:
         if self._subscription is not None:
@@ -120,6 +148,97 @@ class SessionControl:
     async def require_running(self, name: str) -> SessionHandle:
         return await self.manager.require_running(name)
 
+    # Calls that need the session's engine, wherever it runs.
+
+    async def call(
+        self,
+        name: str,
+        op: str,
+        args: dict[str, Any] | None = None,
+        *,
+        key: str | None = None,
+        patience: float | None = 120.0,
+    ) -> dict[str, Any]:
+        """Carry out `op` for session `name` where it runs; its answer.
+
+        `key` makes a remote command exclusive cluster-wide (one pending per session and
+        key); `patience` bounds the wait for a remote answer (None: no bound).
+        """
+        handler = self._ops.get(op)
+        if handler is None:
+            raise NotFound(f"no such operation {op!r}")
+        if name in self.runtime.sessions:
+            return await handler(name, args or {})
+        session_id = await self.remote(name)
+        assert self._cluster is not None and self._cluster.commands is not None
+        return await self._cluster.commands.call(
+            session_id, op, args or {}, key=key, patience=patience
+        )
+
+    async def remote(self, name: str) -> int:
+        """The id of session `name` running on another node (Conflict if none runs it)."""
+        row = await self.row(name)
+        holder = await asyncio.to_thread(self.runtime.ownership.holder_of, row.id)
+        if holder is None or self._cluster is None:
+            await self.manager.require_running(name)  # raises, saying why
+        return row.id
+
+    def holders(self) -> dict[int, str]:
+        """Who runs each running session (by session id), as far as the leases say."""
+        from wasync.cluster import nodes
+
+        with self.runtime.db.read() as conn:
+            return nodes.holders(conn, time.time())
+
+    async def _op_sync_chats(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        limit = args.get("limitPerChat")
+        task = self.start_sync(name, int(limit) if limit is not None else None)
+        # Shielded: a caller that hangs up does not stop the sync half-way.
+        report = await asyncio.shield(task)
+        return {
+            "chats": report.chats,
+            "messages": report.messages,
+            "failedChats": [{"chatId": f.chat_jid, "error": f.error} for f in report.failed_chats],
+            "seconds": report.seconds,
+        }
+
+    async def _op_pair_phone(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        return {"code": await self.pair_phone(name, str(args.get("phone", "")))}
+
+    async def _op_logout(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        await self.logout(name)
+        return {}
+
+    async def _op_prepare_delete(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        await self._cancel_sync(name)
+        await self.manager.stop_for_delete(name)
+        return {}
+
+    async def _op_history_request(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        from wasync.history import ChatNotFound, history_service
+
+        try:
+            request = await history_service(self.runtime).request(
+                name,
+                str(args["chat"]),
+                full=bool(args.get("full")),
+                pages=int(args.get("pages") or 1),
+            )
+        except ChatNotFound as exc:
+            raise NotFound(str(exc)) from None
+        return request.as_payload()
+
+    async def _op_avatars_sync(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        from wasync.avatars import avatar_service
+
+        return {"enqueued": await avatar_service(self.runtime).enqueue_all(name)}
+
+    async def _op_avatar_check(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        from wasync.avatars import avatar_service
+
+        result, queued = await avatar_service(self.runtime).check_now(name, str(args["jid"]))
+        return {**result.as_json(), "queued": queued}
+
     # Lifecycle.
 
     async def restore(self) -> list[str]:
@@ -152,8 +271,17 @@ class SessionControl:
         await self.manager.logout(name)
 
     async def delete(self, name: str) -> None:
-        """Log out (when connected), stop, and delete the session with its whole mirror."""
+        """Log out (when connected), stop, and delete the session with its whole mirror.
+
+        A session another node runs is stopped there first (and kept from starting
+        again anywhere); then its rows go, from here.
+        """
         await self._cancel_sync(name)
+        if name not in self.runtime.sessions:
+            row = await self.row(name)
+            holder = await asyncio.to_thread(self.runtime.ownership.holder_of, row.id)
+            if holder is not None and self._cluster is not None:
+                await self.call(name, "prepare_delete")
         await self.manager.delete(name)
         self.pairings.pop(name, None)
 

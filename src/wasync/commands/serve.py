@@ -103,6 +103,13 @@ def serve(
     ),
     log_level: str = LogLevelOpt,
     access_log: bool = typer.Option(False, "--access-log", help="Log every HTTP request."),
+    node_name: str | None = typer.Option(
+        None,
+        "--node-name",
+        envvar="WASYNC_NODE_NAME",
+        help="This node's name among the nodes sharing a PostgreSQL database [default: "
+        "host name and process id].",
+    ),
 ) -> None:
     """Serve the HTTP API, live events (Socket.IO, WebSocket) and the web UI."""
     from wasync.api.server import run_server
@@ -115,6 +122,7 @@ def serve(
             database_url=database,
             auth=False if no_auth else None,
             session_engine=engine,
+            node_name=node_name,
         )
         if settings.session_engine is not None:
             EngineFactory(settings).check(settings.session_engine)

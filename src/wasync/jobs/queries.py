@@ -607,6 +607,21 @@ def release_session_leases(
     return int(res.rowcount)
 
 
+def release_owner(conn: Connection, owner: str, *, now: float | None = None) -> int:
+    """Make the running jobs of one worker claimable now (a node known to be dead)."""
+    now = time.time() if now is None else now
+    res = conn.execute(
+        update(jobs)
+        .where(
+            _j.state == JobState.RUNNING.value,
+            _j.lease_owner == owner,
+            _j.lease_expires_at >= now,
+        )
+        .values(lease_expires_at=now - 0.001, updated_at=now)
+    )
+    return int(res.rowcount)
+
+
 # Job payloads that record progress (history work).
 
 
@@ -908,6 +923,7 @@ __all__ = [
     "recent_errors",
     "record_progress",
     "release_dead_leases",
+    "release_owner",
     "release_session_leases",
     "replace_payload",
     "retry_failed",

@@ -170,10 +170,14 @@ class JobRunner:
         self._sessions.pop(session_id, None)
         for lane in [lane for lane in self._due if lane[1] == session_id]:
             self._due.pop(lane, None)
+        me = asyncio.current_task()
         tasks = [
             r.task
             for r in self._running.values()
-            if r.job.session_id == session_id and r.kind.per_session and r.task is not None
+            if r.job.session_id == session_id
+            and r.kind.per_session
+            and r.task is not None
+            and r.task is not me  # a job that stops its own session (a command) goes on
         ]
         await self._finish(tasks, grace)
 

@@ -179,13 +179,20 @@ class SessionManager:
         runtime = self.runtime
         self._busy.add(row.name)
         try:
-            engine = self.engines.build(
-                row.name, row.engine, new=row.status == SessionStatus.PAIRING
-            )
+            # Hold it first: nothing is built for a session another process runs.
+            lease = await asyncio.to_thread(runtime.ownership.acquire, row.id, row.name)
             try:
-                await runtime.add_session(row.name, engine, engine_name=row.engine)
+                engine = self.engines.build(
+                    row.name, row.engine, new=row.status == SessionStatus.PAIRING
+                )
+                try:
+                    await runtime.add_session(row.name, engine, engine_name=row.engine, lease=lease)
+                except BaseException:
+                    await _close(engine)
+                    raise
             except BaseException:
-                await _close(engine)
+                if row.name not in runtime.sessions:
+                    await runtime.release(row.name, lease)
                 raise
         except SessionHeld as held:
             self.held_elsewhere[row.name] = held.holder
@@ -296,6 +303,30 @@ class SessionManager:
         finally:
             if handle.lease is not None:
                 await asyncio.to_thread(self.runtime.ownership.release, handle.lease)
+
+    async def stop_for_delete(self, name: str) -> None:
+        """Log out and stop a session that is about to be deleted by another node, and
+        mark it so that no node starts it again before its rows are gone."""
+        handle = self.running(name)
+        self._busy.add(name)
+        try:
+            if handle.engine.status is SessionStatus.CONNECTED:
+                try:
+                    await handle.engine.logout()
+                except Exception as exc:
+                    log.warning("session %s: logout before delete failed: %s", name, exc)
+            write = handle.write
+            await self.runtime.remove_session(name, release=False)
+
+            def mark() -> None:
+                with write() as conn:
+                    set_status(conn, handle.session_id, SessionStatus.LOGGED_OUT, "being deleted")
+
+            await asyncio.to_thread(mark)
+            if handle.lease is not None:
+                await self.runtime.release(name, handle.lease)
+        finally:
+            self._busy.discard(name)
 
     async def delete(self, name: str) -> None:
         """Log out (when connected), stop, and delete the session with its whole mirror."""
