@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     simulator_live_rate: float = Field(
         default=0.0, ge=0, description="Simulator sessions: live events per second (0: none)."
     )
+    simulator_live_limit: int | None = Field(
+        default=None,
+        ge=0,
+        description="Simulator sessions: live traffic ends after this many events (default: "
+        "never), so the network's final state is known.",
+    )
 
     simulator_history_delay: float = Field(
         default=0.0,

@@ -125,3 +125,42 @@ async def test_live_duplicates_and_replays_announce_each_change_once(
     }
     assert last == truth
     assert len(receiver.on("/live")) == len(ids)
+
+
+async def test_sessions_sharing_a_group_commit_announce_only_their_new_facts(
+    db: Database, tmp_path: Path, receiver: WebhookReceiver
+) -> None:
+    """The writer commits several sessions' batches in one transaction: each session's
+    hook compares with what *its* rows were before, so a replay in one session and new
+    messages in another are told apart (a message is announced once, never again)."""
+    from wasync.delivery import admin
+    from wasync.store.sessions import ensure_session
+    from wasync.sync.writer import GroupWriter
+
+    net = Network.from_scale("tiny", 8)
+    live = [e for e in net.live_events(30) if isinstance(e, ev.MessageReceived)]
+    async with started(db, tmp_path) as h:
+        with db.write() as conn:
+            other = ensure_session(conn, "other", "simulator")
+        await h.endpoint(receiver.script("/all", Script()), ["message"])
+        await admin.add_endpoint(
+            db, h.delivery.guard, "other", receiver.script("/other", Script()), ["message"]
+        )
+        h.delivery.endpoints.invalidate()
+        writer = GroupWriter(db, hooks=[h.delivery.recorder], max_delay=0.05)
+        first, second = writer.attach(h.sid), writer.attach(other)
+        for event in live[:10]:
+            await first.put(event)
+        await first.flush()
+        # One group: a replay of the first ten for `default`, all of them new for `other`.
+        for event in live:
+            await first.put(event)
+            await second.put(event)
+        await first.flush()
+        await second.flush()
+        await writer.close()
+        await eventually(h.settled)
+    default_ids = [r.json()["data"]["messageId"] for r in receiver.on("/all")]
+    other_ids = [r.json()["data"]["messageId"] for r in receiver.on("/other")]
+    assert sorted(default_ids) == sorted(e.message.key.message_id for e in live)
+    assert sorted(other_ids) == sorted(e.message.key.message_id for e in live)

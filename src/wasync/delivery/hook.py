@@ -25,7 +25,6 @@ from wasync.store.writes import WriteResult
 
 log = logging.getLogger(__name__)
 
-_STASH = "wasync.delivery.before"  # conn.info key: (id(batch), Before | None)
 _FAILED = object()
 
 
@@ -53,35 +52,45 @@ class DeliveryRecorder:
             self._names[session_id] = name
         return name
 
-    # The transaction hook (sync/hooks.py).
+    # The transaction hook (sync/hooks.py: a BeforeAfterHook).
 
-    def before_write(self, conn: Connection, session_id: int, batch: Batch) -> None:
-        stash: Any = None
+    def before_write(self, conn: Connection, session_id: int, batch: Batch) -> Any:
+        """What the batch's facts were before it is written (None: no endpoint wants
+        them; _FAILED: could not read, nothing is enqueued for this batch)."""
         try:
             wanted = self.endpoints.topics_of(conn, self.session_name(conn, session_id))
-            if wanted:
-                with conn.begin_nested():
-                    stash = capture(conn, session_id, batch, wanted)
+            if not wanted:
+                return None
+            with conn.begin_nested():
+                return capture(conn, session_id, batch, wanted)
         except Exception:
             self._failed("reading the rows before a batch")
-            stash = _FAILED
-        conn.info[_STASH] = (id(batch), stash)
+            return _FAILED
+
+    def after_write(
+        self, conn: Connection, session_id: int, batch: Batch, result: WriteResult, before: Any
+    ) -> None:
+        if before is None or before is _FAILED:
+            return
+        self._record(conn, session_id, batch, before)
 
     def __call__(
         self, conn: Connection, session_id: int, batch: Batch, result: WriteResult
     ) -> None:
-        found = conn.info.pop(_STASH, None)
+        """Called as a plain hook (without `before_write`): every fact counts as new."""
+        try:
+            before = self._unknown_before(conn, self.session_name(conn, session_id))
+        except Exception:
+            self._failed("recording the deliveries of a batch")
+            return
+        self._record(conn, session_id, batch, before)
+
+    def _record(self, conn: Connection, session_id: int, batch: Batch, before: Before) -> None:
         try:
             session = self.session_name(conn, session_id)
             endpoints = self.endpoints.for_session(conn, session)
             if not endpoints:
                 return
-            if found is None or found[0] != id(batch):
-                before = self._unknown_before(conn, session)
-            elif found[1] is None or found[1] is _FAILED:
-                return
-            else:
-                before = found[1]
             with conn.begin_nested():
                 events = changed_events(conn, session_id, session, batch, before)
                 if events:

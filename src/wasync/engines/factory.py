@@ -35,6 +35,7 @@ class SimulatorOptions:
     # waits for a test to call confirm_pairing().
     pair_delay: float | None = None
     history_delay: float = 0.0  # seconds the simulated phone takes to answer history
+    live_limit: int | None = None  # live events in all, then the traffic stops
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> SimulatorOptions:
@@ -43,6 +44,7 @@ class SimulatorOptions:
             "seed": settings.simulator_seed,
             "live_rate": settings.simulator_live_rate,
             "history_delay": settings.simulator_history_delay,
+            "live_limit": settings.simulator_live_limit,
             **overrides,
         }
         return cls(**options)  # type: ignore[arg-type]
@@ -93,7 +95,10 @@ class EngineFactory:
         if opts.scale not in SCALES:
             raise ConfigError(f"unknown scale {opts.scale!r}: choose one of {', '.join(SCALES)}")
         faults = Faults(
-            live_rate=opts.live_rate, latency=opts.latency, history_delay=opts.history_delay
+            live_rate=opts.live_rate,
+            latency=opts.latency,
+            history_delay=opts.history_delay,
+            live_limit=opts.live_limit,
         )
         network = Network.from_scale(opts.scale, opts.seed)
         return SimulatorEngine(network, faults, paired=not new, auto_pair=False)

@@ -14,7 +14,7 @@ from wasync.domain.events import SessionStatus
 from wasync.store.db import Database
 from wasync.store.sessions import set_jid, set_status
 from wasync.store.writes import WriteResult, write_batch
-from wasync.sync.hooks import Hooks, run_before_write
+from wasync.sync.hooks import Hooks, run_after_write, run_before_write
 
 # Opens the session's write transaction: `db.write`, or a fenced one that is refused
 # once another process holds the session (sessions/ownership.py).
@@ -31,11 +31,10 @@ def commit_batch(
     """Write the batch, session status changes and every hook's work, atomically."""
     now = int(time.time())
     with (write or db.write)() as conn:
-        run_before_write(conn, session_id, batch, hooks)
+        befores = run_before_write(conn, session_id, batch, hooks)
         result = write_batch(conn, session_id, batch, now)
         record_lifecycle(conn, session_id, batch)
-        for hook in hooks:
-            hook(conn, session_id, batch, result)
+        run_after_write(conn, session_id, batch, result, hooks, befores)
     return result
 
 

@@ -29,7 +29,7 @@ from wasync.engines.base import Engine, EngineError, changes_of, reached_start
 from wasync.store.db import Database
 from wasync.store.writes import mark_chat_error, mark_fully_synced, write_batch
 from wasync.sync.commit import WriteFn, commit_batch
-from wasync.sync.hooks import Hooks, run_before_write
+from wasync.sync.hooks import Hooks, run_after_write, run_before_write
 
 log = logging.getLogger(__name__)
 
@@ -158,10 +158,9 @@ def save_history_page(
         batch.add(change)
     now = int(time.time())
     with (write or db.write)() as conn:
-        run_before_write(conn, session_id, batch, hooks)
+        befores = run_before_write(conn, session_id, batch, hooks)
         result = write_batch(conn, session_id, batch, now)
-        for hook in hooks:
-            hook(conn, session_id, batch, result)
+        run_after_write(conn, session_id, batch, result, hooks, befores)
         mark_chat_error(conn, session_id, chat_jid, None, now)
         if reached_start:
             # The engine reached the first message of the chat (base.reached_start).

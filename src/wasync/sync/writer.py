@@ -37,7 +37,7 @@ from wasync.sessions.ownership import Fenced, Lease, check_leases
 from wasync.store.db import Database
 from wasync.store.writes import WriteResult, write_batches
 from wasync.sync.commit import record_lifecycle
-from wasync.sync.hooks import Hooks, run_before_write
+from wasync.sync.hooks import Hooks, run_after_write, run_before_write
 
 log = logging.getLogger(__name__)
 
@@ -321,13 +321,11 @@ class GroupWriter:
         with self.db.write() as conn:
             fenced = check_leases(conn, [s.lease for s, _ in group if s.lease is not None])
             live = [(s, b) for s, b in group if s.session_id not in fenced]
-            for stream, batch in live:
-                run_before_write(conn, stream.session_id, batch, self.hooks)
+            befores = [run_before_write(conn, s.session_id, b, self.hooks) for s, b in live]
             written = write_batches(conn, [(s.session_id, b) for s, b in live], now)
-            for (stream, batch), result in zip(live, written, strict=True):
+            for (stream, batch), result, before in zip(live, written, befores, strict=True):
                 record_lifecycle(conn, stream.session_id, batch)
-                for hook in self.hooks:
-                    hook(conn, stream.session_id, batch, result)
+                run_after_write(conn, stream.session_id, batch, result, self.hooks, before)
         by_session = {s.session_id: r for (s, _), r in zip(live, written, strict=True)}
         results = [by_session.get(s.session_id, WriteResult()) for s, _ in group]
         return results, fenced

@@ -276,7 +276,13 @@ class SimulatorEngine:
             owed += self.faults.live_rate * (now - last)
             last = now
             if owed >= 1:
-                await self.push_live(int(owed))
+                n = int(owed)
+                limit = self.faults.live_limit
+                if limit is not None:
+                    n = min(n, limit - self.network.live_count)
+                    if n <= 0:
+                        return
+                await self.push_live(n)
                 owed -= int(owed)
 
     def _live_task_done(self, task: asyncio.Task[None]) -> None:

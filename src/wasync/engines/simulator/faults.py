@@ -23,6 +23,9 @@ class Faults:
     # older ones are lost, so the sync layer must fill the gap from history.
     offline_retention: int | None = None
     live_rate: float = 0.0  # live events per second while connected (0: only push_live)
+    # Live traffic ends after this many events of the network (None: it never ends), so
+    # a test knows the network's final state.
+    live_limit: int | None = None
     # connect() fails as it does without a network (the one-shot job's "no network").
     unreachable: bool = False
     # Requests.

@@ -45,6 +45,7 @@ class Network:
     ) -> None:
         self.config = config
         self.media_base_url = media_base_url.rstrip("/")
+        self.live_count = 0  # live events drawn so far
         self.me = user_jid(config.own_phone)
         population = build(config)
         self._contacts = population.contacts
@@ -247,7 +248,9 @@ class Network:
 
     def live_events(self, n: int) -> list[Event]:
         """The next `n` live events, already applied to ground truth."""
-        return self._live.next_events(n)
+        events = self._live.next_events(n)
+        self.live_count += len(events)
+        return events
 
     def edits(self) -> dict[MessageKey, MessageEdit]:
         return dict(self._live.edits)
