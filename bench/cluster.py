@@ -39,6 +39,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 KEY = "bench-cluster-key-0123456789"
+LIVE = {"message", "message.edit", "message.delete", "reaction"}  # live traffic's events
 WASYNC = str(Path(sys.executable).parent / "wasync")
 
 
@@ -144,7 +145,7 @@ async def seen_elsewhere(port: int, sessions_elsewhere: set[str], seconds: float
                 frame = json.loads(await asyncio.wait_for(ws.recv(), 1))
             except TimeoutError:
                 continue
-            if frame.get("event") == "message" and frame.get("session") in sessions_elsewhere:
+            if frame.get("event") in LIVE and frame.get("session") in sessions_elsewhere:
                 count += 1
     return count / seconds
 
