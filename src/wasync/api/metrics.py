@@ -9,6 +9,7 @@ counts on a worker thread.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,10 @@ class LiveFigures:
     realtime_dropped: int = 0
     # (session, outcome) -> picture checks since start: new, unchanged, none, ...
     avatar_checks: dict[tuple[str, str], int] = field(default_factory=dict)
+    # session -> picture requests sent to WhatsApp since start (by this node)
+    avatar_requests: dict[str, int] = field(default_factory=dict)
+    node: str = ""
+    jobs_processed: dict[str, int] = field(default_factory=dict)  # kind -> by this node
 
 
 def live_figures(runtime: Runtime, hub: RealtimeHub) -> LiveFigures:
@@ -46,6 +51,8 @@ def live_figures(runtime: Runtime, hub: RealtimeHub) -> LiveFigures:
         bus_published=runtime.bus.published,
         realtime_clients=len(hub.feeds),
         realtime_dropped=hub.dropped,
+        node=runtime.holder,
+        jobs_processed=dict(runtime.jobs.processed),
     )
     for name, handle in list(runtime.sessions.items()):
         figures.ingested[name] = handle.sync.stream.committed_events
@@ -61,6 +68,10 @@ def live_figures(runtime: Runtime, hub: RealtimeHub) -> LiveFigures:
                 figures.queue_stats[(kind, str(key))] = float(value)
         if kind == "avatar":
             figures.avatar_checks.update(_avatar_checks(stats))
+            sessions = stats.get("sessions")
+            for name, found in (sessions if isinstance(sessions, dict) else {}).items():
+                if isinstance(found, dict) and isinstance(found.get("requests"), int):
+                    figures.avatar_requests[str(name)] = found["requests"]
     return figures
 
 
@@ -121,6 +132,25 @@ class MirrorCollector(Collector):
         for (session, outcome), n in sorted(live.avatar_checks.items()):
             checks.add_metric([session, outcome], n)
         yield checks
+        requests = CounterMetricFamily(
+            "wasync_avatar_requests",
+            "Picture requests this node sent to WhatsApp since start, per session.",
+            labels=["session"],
+        )
+        for session, n in sorted(live.avatar_requests.items()):
+            requests.add_metric([session], n)
+        yield requests
+        info = GaugeMetricFamily("wasync_node", "This node (value 1), by name.", labels=["node"])
+        info.add_metric([live.node], 1)
+        yield info
+        processed = CounterMetricFamily(
+            "wasync_jobs_processed",
+            "Jobs this node ran to an outcome since start, by kind.",
+            labels=["node", "kind"],
+        )
+        for kind, n in sorted(live.jobs_processed.items()):
+            processed.add_metric([live.node, kind], n)
+        yield processed
         yield from self._from_database()
 
     def _from_database(self) -> Iterator[Metric]:
@@ -148,6 +178,19 @@ class MirrorCollector(Collector):
                     avatars.add_metric([table.name, str(name)], int(n))
         yield depth
         yield avatars
+        yield self._nodes()
+
+    def _nodes(self) -> Metric:
+        """Sessions run by each node of the cluster (each holder, on SQLite)."""
+        from wasync.cluster import nodes
+
+        held = GaugeMetricFamily(
+            "wasync_node_sessions", "Sessions each node (or command) runs.", labels=["node"]
+        )
+        with self.runtime.db.read() as conn:
+            for holder, sids in sorted(nodes.sessions_by_holder(conn, time.time()).items()):
+                held.add_metric([holder], len(sids))
+        return held
 
 
 def render(runtime: Runtime, live: LiveFigures, control: SessionControl) -> bytes:

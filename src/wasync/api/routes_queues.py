@@ -14,6 +14,7 @@ from wasync.api import schemas as S
 from wasync.api.deps import Authenticated, get_runtime
 from wasync.api.errors import Conflict, NotFound
 from wasync.api.routes_chats import session_id_of
+from wasync.cluster.view import cluster_view
 from wasync.jobs import queries as queue
 from wasync.runtime import Runtime
 
@@ -88,7 +89,40 @@ async def list_queues(
                 stats=_stats(runtime, kind),
             )
         )
-    return S.QueuesOut(queues=queues, generated_at=now)
+    return S.QueuesOut(queues=queues, generated_at=now, nodes=await _nodes(runtime))
+
+
+async def _nodes(runtime: Runtime) -> list[S.NodeFigures]:
+    """What each node did, from the figures their heartbeats leave in the database."""
+    me = S.NodeFigures(
+        node=runtime.holder,
+        sessions=sorted(runtime.sessions),
+        jobs_processed=dict(runtime.jobs.processed),
+        events_committed=runtime.writer.committed_events,
+    )
+    if runtime.db.is_sqlite:
+        return [me]
+
+    def read() -> dict[str, Any]:
+        with runtime.db.read() as conn:
+            return cluster_view(conn, ttl=runtime.ownership.ttl)
+
+    view = await asyncio.to_thread(read)
+    out = []
+    for node in view["nodes"]:
+        if node["id"] == me.node:
+            out.append(me)
+            continue
+        stats = node.get("stats") or {}
+        out.append(
+            S.NodeFigures(
+                node=node["id"],
+                sessions=node["sessions"],
+                jobs_processed=dict(stats.get("jobsProcessed") or {}),
+                events_committed=stats.get("eventsCommitted"),
+            )
+        )
+    return out
 
 
 @router.post("/jobs/{job_id}/retry", responses=ERRORS)

@@ -277,6 +277,16 @@ class QueueOut(Model):
     stats: dict[str, Any] = Field(description="Figures the queue's worker reports (rate, ...).")
 
 
+class NodeFigures(Model):
+    node: str
+    sessions: list[str]
+    jobs_processed: dict[str, int] = Field(description="Jobs it ran to an outcome, by kind.")
+    events_committed: int | None = None
+
+
 class QueuesOut(Model):
     queues: list[QueueOut]
     generated_at: float
+    nodes: list[NodeFigures] = Field(
+        default_factory=list, description="Per node of the cluster (this one on SQLite)."
+    )
