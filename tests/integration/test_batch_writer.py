@@ -218,3 +218,50 @@ async def test_a_session_held_elsewhere_writes_nothing_and_the_others_go_on(
         assert queries.summary(conn, kept_sid)["messages"] == 2
     await writer.close()
     mine.close()
+
+
+async def test_a_steady_stream_of_batches_compiles_no_statement(db: Database) -> None:
+    """The writer's statements are compiled once per dialect (store/statements.py): after a
+    first batch of each shape, SQLAlchemy compiles nothing more, however many batches of
+    however many sessions follow (counted by SQLAlchemy's own compiler)."""
+    from sqlalchemy.sql.compiler import SQLCompiler
+
+    from wasync.avatars.enqueue import batch_hook
+    from wasync.domain.models import MessageEdit, Reaction
+
+    sids = _sessions(db, 3)
+    owner = Ownership.for_database(db, "me", "me", ttl=600)
+    # Fenced, and with the avatar hook that runs in every live batch.
+    writer = GroupWriter(db, max_delay=0.01, hooks=[batch_hook(3)])
+    streams = [writer.attach(sid, lease=owner.acquire(sid, f"s{k}")) for k, sid in enumerate(sids)]
+
+    async def round_of(i: int) -> None:
+        for k, stream in enumerate(streams):
+            chat = f"55119999{k:05d}@s.whatsapp.net"
+            message = _event(i, chat)
+            await stream.put(message)
+            key = message.message.key
+            await stream.put(ev.MessageEdited(MessageEdit(key, f"edited {i}", 1_800_000_000 + i)))
+            await stream.put(ev.ReactionReceived(Reaction(key, chat, "👍", 1_800_000_000 + i)))
+        for stream in streams:
+            await stream.flush()
+
+    await round_of(0)  # warm: each statement compiled once
+    compiled = {"n": 0}
+    original = SQLCompiler.__init__
+
+    def counting(self: SQLCompiler, *args: object, **kwargs: object) -> None:
+        compiled["n"] += 1
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    SQLCompiler.__init__ = counting  # type: ignore[method-assign]
+    try:
+        for i in range(1, 40):
+            await round_of(i)
+    finally:
+        SQLCompiler.__init__ = original  # type: ignore[method-assign]
+    await writer.close()
+    owner.close()
+    assert compiled["n"] == 0
+    with db.read() as conn:
+        assert all(queries.summary(conn, sid)["messages"] == 40 for sid in sids)

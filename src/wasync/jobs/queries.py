@@ -44,6 +44,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from wasync.jobs import wakeups
 from wasync.jobs.policy import RetryDecision
 from wasync.store.schema import jobs
+from wasync.store.statements import Upsert
 from wasync.store.upsert import insert_for
 
 
@@ -205,25 +206,51 @@ def enqueue_many(
     if not keys_and_payloads:
         return 0
     now = time.time() if now is None else now
+    state = JobState.QUEUED.value
     rows = [
-        _row(
+        (
             kind,
             session_id,
             key,
-            payload,
-            target=target_of(payload) if target_of is not None else None,
-            run_at=now,
-            priority=priority,
-            max_attempts=max_attempts,
-            now=now,
+            target_of(payload) if target_of is not None else None,
+            _dump(payload),
+            state,
+            priority,
+            now,
+            0,
+            max_attempts,
+            now,
+            now,
         )
         for key, payload in keys_and_payloads
     ]
-    # RETURNING with ON CONFLICT DO NOTHING yields only the rows really inserted.
-    added = len(conn.execute(_insert(conn), rows).all())
+    # Compiled once (a hot path: every batch's avatar and webhook jobs); a row that
+    # conflicts with a pending job is not inserted, and is not counted.
+    added = _ENQUEUE_MANY.run(conn, rows)
     if added:
         wakeups.enqueued(conn, kind, session_id)
     return added
+
+
+_ENQUEUE_MANY = Upsert(
+    jobs,
+    (
+        "kind",
+        "session_id",
+        "unique_key",
+        "target",
+        "payload",
+        "state",
+        "priority",
+        "run_at",
+        "attempts",
+        "max_attempts",
+        "created_at",
+        "updated_at",
+    ),
+    keys=("kind", "session_id", "unique_key"),
+    index_where=_PENDING_PREDICATE,
+)
 
 
 def hurry(

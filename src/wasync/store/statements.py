@@ -49,12 +49,14 @@ class Upsert:
         keys: Sequence[str],
         update: UpdateFn | Sequence[str] | None = None,
         where: WhereFn | None = None,
+        index_where: Any = None,
     ) -> None:
         self.table = table
         self.columns = tuple(columns)
         self.keys = list(keys)
         self._update = update
         self._where = where
+        self._index_where = index_where  # the predicate of a partial unique index
         self._sql: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -66,7 +68,9 @@ class Upsert:
             make = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
             stmt: Any = make(self.table).values({c: bindparam(c) for c in self.columns})
             if self._update is None:
-                stmt = stmt.on_conflict_do_nothing(index_elements=self.keys)
+                stmt = stmt.on_conflict_do_nothing(
+                    index_elements=self.keys, index_where=self._index_where
+                )
             else:
                 excluded = stmt.excluded
                 set_ = (
@@ -90,10 +94,13 @@ class Upsert:
             self._sql[dialect_name] = text = str(compiled)
             return text
 
-    def run(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-        if rows:
-            conn.exec_driver_sql(self.sql(conn.dialect.name), list(rows))
+    def run(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> int:
+        """Execute for every row; how many rows were inserted or updated."""
+        if not rows:
+            return 0
+        result = conn.exec_driver_sql(self.sql(conn.dialect.name), list(rows))
+        return int(result.rowcount)
 
-    def run_dicts(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    def run_dicts(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
         """The same with dict rows (cold paths that build dicts anyway)."""
-        self.run(conn, [tuple(r.get(c) for c in self.columns) for r in rows])
+        return self.run(conn, [tuple(r.get(c) for c in self.columns) for r in rows])
