@@ -334,20 +334,25 @@ def _delete_participants(conn: Connection) -> str:
     return _DELETE_PARTICIPANTS.format(p=mark)
 
 
-def _is_person(jid: str) -> bool:
-    return jid.endswith(("@s.whatsapp.net", "@lid"))
+_PERSON = ("@s.whatsapp.net", "@lid")
 
 
 def _contact_rows(
     session_id: int, batch: Batch, msgs: list[Message], now: int, result: WriteResult
 ) -> list[tuple[Any, ...]]:
     found: dict[str, Contact] = dict(batch.contacts)
+    senders = result.senders
     # Senders are contacts too (a first message from a stranger is a new lead).
     for m in msgs:
-        sender = m.key.sender_jid
-        if m.from_me or not _is_person(sender):
+        if m.from_me:
             continue
-        result.senders.add(sender)
+        sender = m.key.sender_jid
+        if sender in senders:
+            if not m.push_name or found[sender].push_name:
+                continue  # known, and nothing new to say about it
+        elif not sender.endswith(_PERSON):
+            continue
+        senders.add(sender)
         old = found.get(sender)
         if old is None:
             found[sender] = Contact(jid=sender, push_name=m.push_name)
@@ -402,24 +407,26 @@ def _chat_rows(
 
 
 def _sync_rows(session_id: int, msgs: list[Message], now: int) -> list[tuple[Any, ...]]:
-    newest: dict[str, Message] = {}
-    oldest: dict[str, Message] = {}
+    # (timestamp, message id, sender) of each chat's newest and oldest message: plain
+    # tuples compare in C, one pass, no attribute lookups repeated per comparison.
+    newest: dict[str, tuple[int, str, str]] = {}
+    oldest: dict[str, tuple[int, str, str]] = {}
     for m in msgs:
-        jid = m.key.chat_jid
+        key = m.key
+        jid = key.chat_jid
+        mark = (m.timestamp, key.message_id, key.sender_jid)
         n = newest.get(jid)
-        if n is None or (m.timestamp, m.key.message_id) > (n.timestamp, n.key.message_id):
-            newest[jid] = m
-        o = oldest.get(jid)
-        if o is None or (m.timestamp, m.key.message_id) < (o.timestamp, o.key.message_id):
-            oldest[jid] = m
-    rows = []
-    for jid, n in newest.items():
-        o = oldest[jid]
-        rows.append(
-            (session_id, jid, n.key.message_id, n.key.sender_jid, n.timestamp,
-             o.key.message_id, o.key.sender_jid, o.timestamp, now)
-        )  # fmt: skip
-    return rows
+        if n is None:
+            newest[jid] = oldest[jid] = mark
+        elif mark[:2] > n[:2]:
+            newest[jid] = mark
+        elif mark[:2] < oldest[jid][:2]:
+            oldest[jid] = mark
+    return [
+        (session_id, jid, n[1], n[2], n[0], o[1], o[2], o[0], now)
+        for jid, n in newest.items()
+        for o in (oldest[jid],)
+    ]
 
 
 def mark_chat_error(

@@ -72,10 +72,12 @@ class SessionStream:
             raise self.error
         if self.closed:
             raise RuntimeError("this session's writer is closed")
-        await self.writer._admit(self)
+        writer = self.writer
+        if len(self.batch) >= writer.max_batch:  # the only case that waits
+            await writer._admit(self)
         self.batch.add(event)
         self.idle.clear()
-        self.writer._added(self)
+        writer._added(self)
 
     async def flush(self) -> None:
         """Wait until everything put so far is committed."""
@@ -172,7 +174,7 @@ class GroupWriter:
         self._size += 1
         if self._first_at is None:
             self._first_at = time.monotonic()
-        self._has_events.set()
+            self._has_events.set()
         if self._size >= self.max_batch:
             self._urgent.set()
 
