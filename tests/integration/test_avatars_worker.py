@@ -275,6 +275,9 @@ async def test_worker_waits_while_the_session_is_offline(db: Database, tmp_path:
         assert h.engine.picture_requests == []
         assert h.pending() == len(h.mirrored_jids())
         await h.engine.connect()
+        # The session's ingestion ended with disconnect() (a stop, in this test), so no
+        # Connected is committed to wake the jobs: say it, as the connect would.
+        h.runtime.jobs.wake()
         await h.settle()
         h.assert_pictures_mirrored()
         assert h.job_counts()["failed"] == 0

@@ -54,6 +54,7 @@ class PictureRateLimiter:
         self._started = clock()
         self._recent: deque[float] = deque()
         self.granted = 0
+        self.on_resume: Callable[[], None] | None = None
 
     # Pausing.
 
@@ -68,6 +69,8 @@ class PictureRateLimiter:
     def resume(self) -> None:
         """End a pause early (an operator who knows better)."""
         self._paused_until = 0.0
+        if self.on_resume is not None:
+            self.on_resume()  # whoever waits for the pause to end may go now
 
     def rate_limited(self, retry_after: float | None) -> float:
         """WhatsApp said 429: pause the session; returns how long."""

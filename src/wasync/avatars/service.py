@@ -148,6 +148,7 @@ class AvatarService:
             pause_base=cfg.rate_limit_pause,
             pause_max=cfg.rate_limit_pause_max,
         )
+        limiter.on_resume = runtime.jobs.wake  # its jobs were waiting for the pause to end
         # A 429 from before a restart still holds: WhatsApp's clock did not restart.
         until = await asyncio.to_thread(self._paused_until, runtime, handle.session_id)
         if until is not None and until > time.time():

@@ -112,7 +112,7 @@ class JobRunner:
         self._due: dict[Lane, float] = {}
         self._heap: list[tuple[float, int, Lane]] = []
         self._seq = itertools.count()
-        self._idle: set[Lane] = set()  # due, but not ready until woken (offline)
+        self._idle: set[Lane] = set()  # due, but waiting to be ready (offline, paced)
         # Lanes where something happened (a job finished, one was enqueued) while a claim
         # for them was in flight: what that claim learnt may be out of date.
         self._touched: set[Lane] = set()
@@ -346,11 +346,13 @@ class JobRunner:
             if kind.ready is not None and session_id is not None:
                 wait = kind.ready(session_id)
                 if wait > 0:
+                    # Not ready: look again when it should be, or when woken (a session
+                    # connected, a pause ended early), whichever comes first.
+                    self._idle.add(lane)
                     if math.isfinite(wait):
                         later.append((lane, now + wait))
-                    else:  # not ready until woken (offline): `wake` re-arms it
-                        self._idle.add(lane)
                     continue
+                self._idle.discard(lane)
             targets = {t: n for (b, t), n in self._targets.items() if b == budget.name}
             self._touched.discard(lane)
             wanted.append(_Want(lane, free, targets))
