@@ -74,3 +74,24 @@ async def test_postgres_mirror_keeps_keys_in_postgres(
     assert engine.options.device_jid == "5511966660006:4@s.whatsapp.net"
     assert engine.client.jid.Device == 4 and not engine.client.new_device
     assert engine.own_jid == "5511966660006@s.whatsapp.net"
+
+
+def test_forgetting_a_session_deletes_the_keys_of_either_engine(tmp_path: Path) -> None:
+    from wasync.config import Settings
+    from wasync.engines.baileys.auth import AuthStore, auth_file
+    from wasync.engines.factory import EngineFactory
+    from wasync.sessions.location import session_file
+
+    settings = Settings(data_dir=tmp_path)
+    neonize = session_file(tmp_path, "n")
+    neonize.parent.mkdir(parents=True, exist_ok=True)
+    for path in (neonize, neonize.with_name(neonize.name + "-wal")):
+        path.write_bytes(b"keys")
+    store = AuthStore("b", path=auth_file(tmp_path, "b"))
+    store.apply([("creds", "", '{"me": {"id": "5511999990000@s.whatsapp.net"}}')])
+    store.close()
+    factory = EngineFactory(settings)
+    factory.forget("n", "neonize")
+    factory.forget("b", "baileys")
+    assert not neonize.exists() and not neonize.with_name(neonize.name + "-wal").exists()
+    assert not auth_file(tmp_path, "b").exists()

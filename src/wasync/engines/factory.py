@@ -8,6 +8,7 @@ are rebuilt from their seed after a restart, so they come back with the same net
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -87,6 +88,26 @@ class EngineFactory:
         from wasync.engines.neonize.setup import neonize_engine_for
 
         return neonize_engine_for(self.settings, session, allow_pairing=new)
+
+    def forget(self, session: str, engine: str) -> None:
+        """Delete a session's keys (the session is being deleted): they are the account."""
+        from wasync.sessions.location import session_file
+
+        if engine == "baileys":
+            from wasync.engines.baileys.setup import auth_store
+
+            store = auth_store(self.settings, session)
+            try:
+                store.clear()
+            finally:
+                store.close()
+        # neonize's key file (and a Baileys session's own file), with SQLite's -wal/-shm.
+        neonize = session_file(self.settings.data_dir, session)
+        baileys = neonize.with_name(f"{session}.baileys.db")
+        for path in (neonize, baileys):
+            for candidate in (path, *path.parent.glob(f"{path.name}-*")):
+                with contextlib.suppress(FileNotFoundError):
+                    candidate.unlink()
 
     def _simulator(self, *, new: bool) -> Engine:
         from wasync.engines.simulator import SCALES, Faults, Network, SimulatorEngine

@@ -355,23 +355,21 @@ class SessionManager:
                 listener(name, row.id)
             except Exception:
                 log.exception("session %s: cleaning up after its deletion failed", name)
-        await asyncio.to_thread(self._remove_files, name, row.id)
+        await asyncio.to_thread(self._remove_files, name, row.engine, row.id)
         self.restore_errors.pop(name, None)
         self.held_elsewhere.pop(name, None)
 
-    def _remove_files(self, name: str, session_id: int) -> None:
+    def _remove_files(self, name: str, engine: str, session_id: int) -> None:
         """The session's keys, pictures and cached media go with its rows: they are its
         mirror too, and a new session of the same name (or, on SQLite, the same id) must
         not be served what the old one stored."""
-        from wasync.sessions.location import session_file
-
+        try:
+            self.engines.forget(name, engine)
+        except Exception as exc:
+            log.warning("session %s: could not delete its keys: %s", name, exc)
         media = self.runtime.settings.data_dir / "media"
         for folder in (media / "avatars" / name, media / "messages" / str(session_id)):
             shutil.rmtree(folder, ignore_errors=True)
-        path = session_file(self.runtime.settings.data_dir, name)
-        for candidate in (path, *path.parent.glob(f"{path.name}-*")):  # -wal, -shm
-            with contextlib.suppress(FileNotFoundError):
-                candidate.unlink()
 
     async def pair_phone(self, name: str, phone: str) -> str:
         handle = self.running(name)
