@@ -47,6 +47,12 @@ class Settings(BaseSettings):
         default=True,
         description="Require the API key; may be switched off only on a loopback address.",
     )
+    max_body_bytes: int = Field(
+        default=2**20,
+        ge=1024,
+        description="Largest request body accepted, in bytes; larger is refused with 413 "
+        "before it is read.",
+    )
     session_engine: str | None = Field(
         default=None,
         description="Engine of sessions created through the API: 'neonize' or 'simulator'; "

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from wasync import __version__
 from wasync.api import web
+from wasync.api.body_limit import GuardBodies
 from wasync.api.errors import install_error_handlers
 from wasync.api.install import api_services
 from wasync.api.media_cache import MediaCache
@@ -70,10 +71,13 @@ def create_app(
 
 
 def asgi_app(app: FastAPI) -> Any:
-    """What the server runs: Socket.IO at /socket.io/, the FastAPI app for the rest."""
+    """What the server runs: Socket.IO at /socket.io/, the FastAPI app for the rest,
+    behind the checks that must come before any route reads a request."""
     server: SocketIOServer = app.state.socketio
-    runtime: Runtime = app.state.runtime
-    return ReadThreads(server.asgi(app), read_threads(runtime.settings.api_threads))
+    settings = app.state.runtime.settings
+    routes = server.asgi(app)
+    guarded = GuardBodies(routes, api_key=app.state.api_key, max_bytes=settings.max_body_bytes)
+    return ReadThreads(guarded, read_threads(settings.api_threads))
 
 
 def read_threads(configured: int | None) -> int:
