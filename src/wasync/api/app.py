@@ -14,10 +14,11 @@ from fastapi import FastAPI
 from wasync import __version__
 from wasync.api import web
 from wasync.api.body_limit import GuardBodies
+from wasync.api.browser_guard import BrowserGuard, BrowserPolicy
 from wasync.api.errors import install_error_handlers
 from wasync.api.install import api_services
 from wasync.api.media_cache import MediaCache
-from wasync.api.realtime_socketio import SocketIOServer
+from wasync.api.realtime_socketio import SOCKETIO_PATH, SocketIOServer
 from wasync.api.routers import ROUTERS
 from wasync.runtime import Runtime
 
@@ -51,7 +52,14 @@ def create_app(
     app.state.control = control
     app.state.hub = hub
     app.state.media_cache = MediaCache(runtime.settings.data_dir)
-    app.state.socketio = SocketIOServer(hub, control, api_key)
+    settings = runtime.settings
+    app.state.browser_policy = BrowserPolicy.build(
+        auth=api_key is not None,
+        bound_host=settings.host,
+        allowed_hosts=settings.allowed_hosts,
+        allowed_origins=settings.allowed_origins,
+    )
+    app.state.socketio = SocketIOServer(hub, control, api_key, app.state.browser_policy)
     install_error_handlers(app)
 
     @app.get("/health", tags=["ops"])
@@ -77,7 +85,8 @@ def asgi_app(app: FastAPI) -> Any:
     settings = app.state.runtime.settings
     routes = server.asgi(app)
     guarded = GuardBodies(routes, api_key=app.state.api_key, max_bytes=settings.max_body_bytes)
-    return ReadThreads(guarded, read_threads(settings.api_threads))
+    browsers = BrowserGuard(guarded, app.state.browser_policy, f"/{SOCKETIO_PATH}/")
+    return ReadThreads(browsers, read_threads(settings.api_threads))
 
 
 def read_threads(configured: int | None) -> int:

@@ -26,6 +26,7 @@ from typing import Any
 import socketio
 from starlette.datastructures import Headers
 
+from wasync.api.browser_guard import BrowserPolicy
 from wasync.api.deps import key_matches, presented_key
 from wasync.api.realtime_hub import ClientFeed, RealtimeHub, wire_name
 from wasync.api.session_control import SessionControl
@@ -57,11 +58,29 @@ def _environ_headers(environ: dict[str, Any]) -> Headers:
 
 
 class SocketIOServer:
-    def __init__(self, hub: RealtimeHub, control: SessionControl, api_key: str | None) -> None:
+    def __init__(
+        self,
+        hub: RealtimeHub,
+        control: SessionControl,
+        api_key: str | None,
+        policy: BrowserPolicy | None = None,
+    ) -> None:
         self.hub = hub
         self.control = control
         self.api_key = api_key
-        self.sio = socketio.AsyncServer(async_mode="asgi", logger=False, engineio_logger=False)
+        policy = policy or BrowserPolicy.build(auth=api_key is not None, bound_host="127.0.0.1")
+
+        def origin_allowed(origin: str, environ: dict[str, Any]) -> bool:
+            # Engine.IO's own check, by the same rule as browser_guard.py (which runs
+            # first in the server; this keeps Socket.IO closed where it is served alone).
+            return policy.origin_allowed(origin, environ.get("HTTP_HOST"))
+
+        self.sio = socketio.AsyncServer(
+            async_mode="asgi",
+            logger=False,
+            engineio_logger=False,
+            cors_allowed_origins=origin_allowed,
+        )
         self._clients: dict[str, tuple[ClientFeed, asyncio.Task[None]]] = {}
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
