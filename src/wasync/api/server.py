@@ -27,6 +27,7 @@ from wasync.api.session_engines import EngineFactory, SimulatorOptions
 from wasync.assemble import build_runtime
 from wasync.config import Settings
 from wasync.errors import ConfigError
+from wasync.files import secure_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ async def run_server(
     access_log: bool = False,
 ) -> None:
     """Serve until SIGINT/SIGTERM; sessions are restored at start and stopped in order."""
+    secure_data_dir(settings.data_dir)
     key = resolve_api_key(settings, settings.host)
     sock = listening_socket(settings.host, settings.port)
     runtime = build_runtime(settings)
