@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from sqlalchemy import func, select
 
 from wasync.api import schemas as S
@@ -97,7 +97,9 @@ async def list_queues(
 
 
 @router.post("/jobs/{job_id}/retry", responses=ERRORS)
-async def retry_job(job_id: int, runtime: Runtime = RuntimeDep) -> dict[str, Any]:
+async def retry_job(
+    job_id: Annotated[int, Path(**S.id_bounds("The job's id."))], runtime: Runtime = RuntimeDep
+) -> dict[str, Any]:
     """Queue a failed job again, with a fresh budget of tries."""
 
     def retry() -> bool | None:

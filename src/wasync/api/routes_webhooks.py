@@ -12,9 +12,9 @@ POST   /api/sessions/{session}/webhooks/deliveries/retry  ({ids} or every dead l
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
@@ -36,6 +36,7 @@ router = APIRouter(
     responses=S.error_responses(400, 401, 404, 409, 422),
 )
 RuntimeDep = Depends(get_runtime)
+EndpointId = Annotated[int, Path(**S.id_bounds("The endpoint's id.", small=True))]
 
 
 class _Model(BaseModel):
@@ -57,7 +58,7 @@ class NewEndpoint(_Model):
 
 
 class RetryRequest(_Model):
-    ids: list[int] | None = Field(
+    ids: list[S.RowId] | None = Field(
         default=None, description="Delivery (job) ids; omitted: every dead letter of the session."
     )
 
@@ -116,7 +117,9 @@ async def add_endpoint(
 async def list_deliveries(
     session: str,
     state: str = Query("failed", description="failed, queued, running, done or all"),
-    endpoint: int | None = Query(None, description="Only this endpoint's deliveries."),
+    endpoint: int | None = Query(
+        None, **S.id_bounds("Only this endpoint's deliveries.", small=True)
+    ),
     limit: int = Query(50, ge=1, le=admin.MAX_LIST),
     runtime: Runtime = RuntimeDep,
 ) -> dict[str, Any]:
@@ -149,7 +152,7 @@ async def retry_deliveries(
 
 @router.get("/{endpoint_id}", summary="One webhook endpoint")
 async def get_endpoint(
-    session: str, endpoint_id: int, runtime: Runtime = RuntimeDep
+    session: str, endpoint_id: EndpointId, runtime: Runtime = RuntimeDep
 ) -> dict[str, Any]:
     def read() -> E.Endpoint:
         with runtime.db.read() as conn:
@@ -163,7 +166,7 @@ async def get_endpoint(
 
 @router.delete("/{endpoint_id}", summary="Remove an endpoint and its queued deliveries")
 async def remove_endpoint(
-    session: str, endpoint_id: int, runtime: Runtime = RuntimeDep
+    session: str, endpoint_id: EndpointId, runtime: Runtime = RuntimeDep
 ) -> dict[str, Any]:
     try:
         cancelled = await asyncio.to_thread(admin.remove_endpoint, runtime.db, session, endpoint_id)
@@ -181,7 +184,7 @@ async def remove_endpoint(
     summary="Send a signed test event to one endpoint",
 )
 async def ping_endpoint(
-    session: str, endpoint_id: int, runtime: Runtime = RuntimeDep
+    session: str, endpoint_id: EndpointId, runtime: Runtime = RuntimeDep
 ) -> dict[str, Any]:
     def read() -> E.Endpoint:
         with runtime.db.read() as conn:
