@@ -212,3 +212,5 @@ async def test_socketio_from_a_foreign_origin_is_refused(
         assert app.state.socketio.sio.eio.sockets == {}
         same = await http.get(handshake, headers={"Origin": f"http://{address}"})
         assert same.status_code == 200 and same.text.startswith("0{")
+        client = await http.get(handshake)  # not a browser: no Origin
+        assert client.status_code == 200 and client.text.startswith("0{")

@@ -70,10 +70,11 @@ class SocketIOServer:
         self.api_key = api_key
         policy = policy or BrowserPolicy.build(auth=api_key is not None, bound_host="127.0.0.1")
 
-        def origin_allowed(origin: str, environ: dict[str, Any]) -> bool:
+        def origin_allowed(origin: str | None, environ: dict[str, Any]) -> bool:
             # Engine.IO's own check, by the same rule as browser_guard.py (which runs
             # first in the server; this keeps Socket.IO closed where it is served alone).
-            return policy.origin_allowed(origin, environ.get("HTTP_HOST"))
+            # No Origin: not a browser (Engine.IO also asks when it adds CORS headers).
+            return origin is None or policy.origin_allowed(origin, environ.get("HTTP_HOST"))
 
         self.sio = socketio.AsyncServer(
             async_mode="asgi",

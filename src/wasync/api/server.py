@@ -28,6 +28,7 @@ from wasync.assemble import build_runtime
 from wasync.config import Settings
 from wasync.errors import ConfigError
 from wasync.files import secure_data_dir
+from wasync.logsafety import never_log, quiet_websocket_frames
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ async def run_server(
     """Serve until SIGINT/SIGTERM; sessions are restored at start and stopped in order."""
     secure_data_dir(settings.data_dir)
     key = resolve_api_key(settings, settings.host)
+    never_log(key.value)
     sock = listening_socket(settings.host, settings.port)
     runtime = build_runtime(settings)
     try:
@@ -143,6 +145,8 @@ async def run_server(
         loop="asyncio",
         timeout_graceful_shutdown=10,
     )
+    # After uvicorn has set its loggers up: the WebSocket library logs through its own.
+    quiet_websocket_frames("uvicorn.error")
     server = _Server(config)
     try:
         await server.serve(sockets=[sock])
