@@ -39,6 +39,8 @@ SOCKETIO_PATH = "socket.io"
 NAMESPACE = "/"
 # Packets queued for one client before its sender waits (Engine.IO's queue is unbounded).
 MAX_QUEUED_PACKETS = 64
+# Seconds to tell every client goodbye at shutdown; then they are dropped all the same.
+CLOSE_TIMEOUT = 2.0
 
 
 def room_of(session: str) -> str:
@@ -163,5 +165,16 @@ class SocketIOServer:
             await asyncio.sleep(0.05)
 
     async def close(self) -> None:
+        """Disconnect every client (told "io server disconnect") and forget them.
+
+        Called as the server starts to shut down: a polling client always has a request
+        open (its long poll, up to 25 s), which a graceful shutdown would wait out.
+        """
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                for sid in list(self._clients):
+                    await self.sio.disconnect(sid)
+                if self.sio.eio.sockets:  # connected to Engine.IO, not (yet) to Socket.IO
+                    await self.sio.eio.disconnect()
         for sid in list(self._clients):
             await self._disconnect(sid)
