@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from wasync.api import (
     metrics,
+    readiness,
     realtime_ws,
     routes_avatars,
     routes_chats,
@@ -24,6 +25,7 @@ ROUTERS: list[APIRouter] = [
     routes_media.router,
     routes_queues.router,
     metrics.router,
+    readiness.router,
     realtime_ws.router,
 ]
 

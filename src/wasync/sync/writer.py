@@ -47,6 +47,7 @@ class BatchWriter:
         self.retry_delay = 0.5
         self.max_retry_delay = 30.0
         self.store_errors = 0  # commits retried because the database was unavailable
+        self.failing: str | None = None  # the error being retried now; None once a commit lands
         self.poisoned_events = 0  # events skipped because they could not be stored
         self.committed_events = 0
         self._batch = Batch()
@@ -111,11 +112,14 @@ class BatchWriter:
         while True:
             try:
                 # Shield: a cancelled writer still finishes the commit it started.
-                return await asyncio.shield(
+                result = await asyncio.shield(
                     asyncio.to_thread(commit_batch, self.db, self.session_id, batch, self.hooks)
                 )
+                self.failing = None
+                return result
             except StoreError as exc:
                 self.store_errors += 1
+                self.failing = str(exc)
                 log.warning("commit failed (%s); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_retry_delay)
