@@ -96,7 +96,7 @@ async def list_queues(
     return S.QueuesOut(queues=queues, generated_at=now)
 
 
-@router.post("/jobs/{job_id}/retry", responses=ERRORS)
+@router.post("/jobs/{job_id}/retry", responses=ERRORS, response_model=S.JobRetried)
 async def retry_job(
     job_id: Annotated[int, Path(**S.id_bounds("The job's id."))], runtime: Runtime = RuntimeDep
 ) -> dict[str, Any]:

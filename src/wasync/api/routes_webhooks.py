@@ -63,6 +63,57 @@ class RetryRequest(_Model):
     )
 
 
+class EndpointOut(_Model):
+    id: int
+    session: str
+    url: str = Field(description="Tokens in the URL are hidden, except in the answer to add.")
+    kind: str = Field(description="'webhook' or 'discord'.")
+    events: list[str]
+    description: str | None
+    source: str = Field(description="'api' (API or CLI) or 'file' (WASYNC_WEBHOOKS_FILE).")
+    created_at: int
+    secret: str | None = Field(
+        default=None, description="The HMAC secret: only in the answer to add, once."
+    )
+
+
+class EndpointList(_Model):
+    items: list[EndpointOut]
+
+
+class DeliveryOut(_Model):
+    id: int
+    kind: str
+    endpoint: int | None
+    event: str | None
+    event_id: str | None
+    state: str = Field(description="queued, running, done or failed (a dead letter).")
+    attempts: int
+    max_attempts: int
+    last_error: str | None
+    run_at: float
+    updated_at: float
+
+
+class DeliveryList(_Model):
+    counts: dict[str, int] = Field(description="The session's deliveries by state.")
+    items: list[DeliveryOut]
+
+
+class RetriedOut(_Model):
+    requeued: int
+    not_found: list[int] = Field(description="Ids that are not dead letters of the session.")
+
+
+class RemovedOut(_Model):
+    removed: int
+    cancelled_deliveries: int
+
+
+class PingOut(_Model):
+    queued: str = Field(description="The test event's id.")
+
+
 def _delivery(runtime: Runtime) -> Delivery:
     installed = delivery_of(runtime)
     if installed is not None:
@@ -85,13 +136,24 @@ def _guard(runtime: Runtime) -> Guard:
     return Guard(parse_networks(runtime.settings.webhook_allowed_networks))
 
 
-@router.get("", summary="List the session's webhook endpoints")
+@router.get(
+    "",
+    summary="List the session's webhook endpoints",
+    response_model=EndpointList,
+    response_model_exclude_unset=True,  # no "secret": it is shown once, when added
+)
 async def list_endpoints(session: str, runtime: Runtime = RuntimeDep) -> dict[str, Any]:
     found = await asyncio.to_thread(admin.list_endpoints, runtime.db, session)
     return {"items": [e.public() for e in found]}
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="Add a webhook endpoint")
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Add a webhook endpoint",
+    response_model=EndpointOut,
+    response_model_exclude_unset=True,
+)
 async def add_endpoint(
     session: str, body: NewEndpoint, runtime: Runtime = RuntimeDep
 ) -> dict[str, Any]:
@@ -113,7 +175,11 @@ async def add_endpoint(
     return endpoint.public(with_secret=True)
 
 
-@router.get("/deliveries", summary="Deliveries of the session (default: dead letters)")
+@router.get(
+    "/deliveries",
+    summary="Deliveries of the session (default: dead letters)",
+    response_model=DeliveryList,
+)
 async def list_deliveries(
     session: str,
     state: str = Query("failed", description="failed, queued, running, done or all"),
@@ -138,7 +204,7 @@ async def list_deliveries(
     return await asyncio.to_thread(read)
 
 
-@router.post("/deliveries/retry", summary="Queue dead letters again")
+@router.post("/deliveries/retry", summary="Queue dead letters again", response_model=RetriedOut)
 async def retry_deliveries(
     session: str, body: RetryRequest | None = None, runtime: Runtime = RuntimeDep
 ) -> dict[str, Any]:
@@ -150,7 +216,12 @@ async def retry_deliveries(
     return {"requeued": done, "notFound": missing}
 
 
-@router.get("/{endpoint_id}", summary="One webhook endpoint")
+@router.get(
+    "/{endpoint_id}",
+    summary="One webhook endpoint",
+    response_model=EndpointOut,
+    response_model_exclude_unset=True,
+)
 async def get_endpoint(
     session: str, endpoint_id: EndpointId, runtime: Runtime = RuntimeDep
 ) -> dict[str, Any]:
@@ -164,7 +235,11 @@ async def get_endpoint(
         raise NotFound(str(exc)) from None
 
 
-@router.delete("/{endpoint_id}", summary="Remove an endpoint and its queued deliveries")
+@router.delete(
+    "/{endpoint_id}",
+    summary="Remove an endpoint and its queued deliveries",
+    response_model=RemovedOut,
+)
 async def remove_endpoint(
     session: str, endpoint_id: EndpointId, runtime: Runtime = RuntimeDep
 ) -> dict[str, Any]:
@@ -182,6 +257,7 @@ async def remove_endpoint(
     "/{endpoint_id}/ping",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Send a signed test event to one endpoint",
+    response_model=PingOut,
 )
 async def ping_endpoint(
     session: str, endpoint_id: EndpointId, runtime: Runtime = RuntimeDep

@@ -265,6 +265,11 @@ class QueueOut(Model):
     stats: dict[str, Any] = Field(description="Figures the queue's worker reports (rate, ...).")
 
 
+class JobRetried(Model):
+    id: int
+    state: Literal["queued"]
+
+
 class QueuesOut(Model):
     queues: list[QueueOut]
     generated_at: float
