@@ -19,6 +19,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from wasync.api.app import asgi_app, create_app
+from wasync.api.browser_guard import BrowserPolicy
 from wasync.config import Settings
 from wasync.runtime import Runtime
 
@@ -214,3 +215,22 @@ async def test_socketio_from_a_foreign_origin_is_refused(
         assert same.status_code == 200 and same.text.startswith("0{")
         client = await http.get(handshake)  # not a browser: no Origin
         assert client.status_code == 200 and client.text.startswith("0{")
+
+
+def test_the_policy_reads_hosts_and_origins_as_people_write_them() -> None:
+    policy = BrowserPolicy.build(
+        auth=False,
+        bound_host="::1",
+        allowed_hosts="fd00::5, wasync.lan:8420, ",
+        allowed_origins="https://Dash.Example.com/, null, ftp://x",
+    )
+    assert policy.hosts == {"::1", "fd00::5", "wasync.lan"}
+    assert policy.origins == {"https://dash.example.com"}
+    assert policy.host_allowed("[fd00::5]:8420") and policy.host_allowed("WASYNC.LAN")
+    assert policy.host_allowed("127.8.9.10:1") and policy.host_allowed(None)
+    assert not policy.host_allowed("[fd00::6]") and not policy.host_allowed("x y")
+    assert policy.origin_allowed("https://dash.example.com", "127.0.0.1:8420")
+    assert policy.origin_allowed("http://[::1]:8420", "[::1]:8420")
+    assert not policy.origin_allowed("null", "127.0.0.1") and not policy.origin_allowed("x", None)
+    keyed = BrowserPolicy.build(auth=True, bound_host="0.0.0.0")
+    assert keyed.host_allowed("anything.example")

@@ -84,7 +84,10 @@ class BrowserPolicy:
         allowed_hosts: str | Iterable[str] = (),
         allowed_origins: str | Iterable[str] = (),
     ) -> BrowserPolicy:
-        hosts = {h for h in map(host_name, [bound_host, *_split(allowed_hosts)]) if h}
+        names = [bound_host, *_split(allowed_hosts)]
+        # A bare IPv6 address (the bound "::1") is written in brackets in a Host header.
+        names = [f"[{n}]" if n.count(":") > 1 and not n.startswith("[") else n for n in names]
+        hosts = {h for h in map(host_name, names) if h}
         origins = {o for o in map(_origin, _split(allowed_origins)) if o}
         return cls(not auth, frozenset(hosts), frozenset(origins))
 
