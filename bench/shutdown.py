@@ -46,7 +46,15 @@ async def _start(data_dir: str) -> tuple[subprocess.Popen[str], str]:
             if not line:
                 raise RuntimeError("the server exited before it listened")
             if m := re.search(r"web UI:\s+(http://[^/\s]+)", line):
-                return proc, m.group(1)
+                break
+        async with aiohttp.ClientSession() as web:  # until it answers (older releases
+            while True:  # printed the address before listening)
+                try:
+                    async with web.get(f"{m.group(1)}/health") as r:
+                        if r.status == 200:
+                            return proc, m.group(1)
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)
 
 
 async def _case(polling: int, websockets: int) -> dict[str, Any]:

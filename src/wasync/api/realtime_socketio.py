@@ -174,7 +174,10 @@ class SocketIOServer:
             async with asyncio.timeout(CLOSE_TIMEOUT):
                 for sid in list(self._clients):
                     await self.sio.disconnect(sid)
-                if self.sio.eio.sockets:  # connected to Engine.IO, not (yet) to Socket.IO
-                    await self.sio.eio.disconnect()
+                # Then Engine.IO's sockets (some never reached Socket.IO), without waiting
+                # for a client to fetch the close packet: one that has just left on the
+                # disconnect above never will (Engine.IO's own disconnect() waits for it).
+                for socket in list(getattr(self.sio.eio, "sockets", {}).values()):
+                    await socket.close(wait=False)
         for sid in list(self._clients):
             await self._disconnect(sid)
