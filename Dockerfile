@@ -29,7 +29,8 @@ RUN apt-get update \
     && groupadd --system --gid 10001 wasync \
     && useradd --system --uid 10001 --gid wasync --home-dir /data --shell /usr/sbin/nologin wasync \
     && mkdir -p /data \
-    && chown wasync:wasync /data
+    && chown wasync:wasync /data \
+    && chmod 0700 /data
 COPY --from=build /opt/wasync /opt/wasync
 ENV PATH=/opt/wasync/bin:$PATH \
     PYTHONUNBUFFERED=1 \

@@ -19,7 +19,7 @@ from wasync.commands import avatar_job
 from wasync.commands import history as history_command
 from wasync.commands.avatars import app as avatars_app
 from wasync.commands.cluster import app as cluster_app
-from wasync.commands.common import DatabaseOpt, DataDirOpt, settings_from
+from wasync.commands.common import DatabaseOpt, DataDirOpt, open_database, settings_from
 from wasync.commands.engine import app as engine_app
 from wasync.commands.pair import PAIR_HELP
 from wasync.commands.pair import pair as pair_command
@@ -29,7 +29,6 @@ from wasync.commands.webhooks import app as webhooks_app
 from wasync.config import Settings
 from wasync.domain.models import SyncProgress, SyncReport
 from wasync.errors import WasyncError
-from wasync.store.db import Database
 from wasync.store.queries import summary
 from wasync.store.sessions import get_session
 
@@ -59,12 +58,6 @@ def _run(fn: Callable[[], T]) -> T:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         raise typer.Exit(130) from None
-
-
-def open_database(settings: Settings) -> Database:
-    db = Database(settings.resolved_database_url())
-    db.migrate()
-    return db
 
 
 @app.command()

@@ -60,6 +60,22 @@ class Settings(BaseSettings):
         default=True,
         description="Require the API key; may be switched off only on a loopback address.",
     )
+    max_body_bytes: int = Field(
+        default=2**20,
+        ge=1024,
+        description="Largest request body accepted, in bytes; larger is refused with 413 "
+        "before it is read.",
+    )
+    allowed_hosts: str = Field(
+        default="",
+        description="Comma-separated host names accepted in the Host header when "
+        "authentication is off, besides loopback names and the bound address.",
+    )
+    allowed_origins: str = Field(
+        default="",
+        description="Comma-separated origins (e.g. https://dash.example.com) whose pages may "
+        "send state-changing requests and open live channels, besides the server's own.",
+    )
     session_engine: str | None = Field(
         default=None,
         description="Engine of sessions created through the API: 'neonize', 'baileys' or "

@@ -44,10 +44,15 @@ class ServerProcess:
         return self.proc.returncode
 
 
-def spawn(args: list[str], env: dict[str, str] | None = None, ready: float = 60.0) -> ServerProcess:
-    """Start `wasync ARGS` and wait until it prints its address (or exits)."""
+def spawn(
+    args: list[str],
+    env: dict[str, str] | None = None,
+    ready: float = 60.0,
+    command: list[str] | None = None,
+) -> ServerProcess:
+    """Start `wasync ARGS` (or `COMMAND ARGS`) and wait until it prints its address."""
     proc = subprocess.Popen(
-        [WASYNC, *args],
+        [*(command or [WASYNC]), *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -61,7 +61,8 @@ async def test_auth_off_serves_without_a_key(db_url: str, tmp_path: Path) -> Non
     await add_simulator(runtime, "default", sync=False)
     try:
         transport = httpx.ASGITransport(app=asgi_app(app))
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        # A loopback name: without a key only those are served (test_browser_guard.py).
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             r = await client.get("/api/sessions")
             assert r.status_code == 200
             assert [s["name"] for s in r.json()["items"]] == ["default"]

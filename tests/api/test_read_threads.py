@@ -26,7 +26,7 @@ async def test_the_served_app_caps_the_read_threads(tmp_path: Path) -> None:
     await runtime.start()
     try:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://wasync.test") as c:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
             assert (await c.get("/api/sessions")).status_code == 200
         assert anyio.to_thread.current_default_thread_limiter().total_tokens == 3
     finally:

@@ -119,7 +119,7 @@ def test_writes_are_atomic_and_leave_nothing_behind(tmp_path: Path) -> None:
     storage.write("default", jid, second)
     assert path.read_bytes() == second
     assert sorted(p.name for p in folder.iterdir()) == [f"{jid}.jpg"]
-    assert oct(path.stat().st_mode & 0o777) == "0o644"
+    assert oct(path.stat().st_mode & 0o777) == "0o600"  # the owner's alone
     served = storage.served_file("default", f"{jid}.jpg")
     assert served is not None
     data, digest = storage.read_with_etag(served)

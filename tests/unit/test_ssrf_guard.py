@@ -159,3 +159,49 @@ async def test_a_redirect_to_a_private_address_is_not_followed() -> None:
     assert isinstance(outcome, Retry) and outcome.permanent
     assert "metadata" in outcome.error
     assert inner.dialled == [(PUBLIC, 80)]  # only the first hop was ever dialled
+
+
+# Addresses that are not globally reachable although this Python's `ipaddress` tables
+# may say they are (3.11: fec0::1 and 192.0.0.8 are "global"), and their wrapped forms.
+NOT_GLOBAL = [
+    "192.0.0.8",  # IPv4 dummy address (RFC 7600)
+    "192.0.0.171",  # NAT64/DNS64 discovery
+    "192.88.99.1",  # deprecated 6to4 relay anycast
+    "198.18.0.1",  # benchmarking
+    "240.0.0.1",  # reserved
+    "255.255.255.255",  # limited broadcast
+    "fec0::1",  # deprecated site-local
+    "100::1",  # discard-only
+    "100:0:0:1::1",  # dummy IPv6 prefix (RFC 9780)
+    "64:ff9b:1::1",  # local-use IPv4/IPv6 translation
+    "5f00::1",  # SRv6 SIDs
+    "3fff::1",  # documentation (RFC 9637)
+    "2001:2::1",  # benchmarking
+    "2001:db8::1",  # documentation
+    "4000::1",  # outside the global unicast space
+    "::ffff:192.0.0.8",  # IPv4-mapped
+    "2002:c000:0008::1",  # 6to4 of 192.0.0.8
+]
+
+
+@pytest.mark.parametrize("address", NOT_GLOBAL)
+async def test_special_purpose_addresses_are_refused(address: str) -> None:
+    assert why_unsafe(ipaddress.ip_address(address)) is not None
+    with pytest.raises(UnsafeTarget, match="WASYNC_WEBHOOK_ALLOWED_NETWORKS"):
+        host = f"[{address}]" if ":" in address else address
+        await Guard(resolver=FakeDNS({})).check_url(f"http://{host}/hook")
+
+
+@pytest.mark.parametrize(
+    "address", ["8.8.8.8", "2606:4700:4700::1111", "2620:4f:8000::1", "2a00:1450::1"]
+)
+def test_global_addresses_pass(address: str) -> None:
+    assert why_unsafe(ipaddress.ip_address(address)) is None
+
+
+async def test_allowed_networks_still_open_special_ones() -> None:
+    guard = Guard(parse_networks("fec0::/10, 192.0.0.8/32"), resolver=FakeDNS({}))
+    await guard.check_url("http://[fec0::1]/hook")
+    await guard.check_url("http://192.0.0.8/hook")
+    with pytest.raises(UnsafeTarget):
+        await guard.check_url("http://192.0.0.171/hook")

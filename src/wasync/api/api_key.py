@@ -17,6 +17,7 @@ from typing import Literal
 
 from wasync.config import Settings
 from wasync.errors import ConfigError
+from wasync.files import private_dir
 
 KEY_FILE = "api-key"
 MIN_KEY_LENGTH = 16
@@ -94,7 +95,7 @@ def _read_key_file(path: Path) -> str | None:
 def _create_key_file(path: Path) -> str:
     key = secrets.token_urlsafe(32)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         # Another process made it first: use theirs, so both agree.

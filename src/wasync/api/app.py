@@ -6,21 +6,33 @@ import asyncio
 import os
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, Literal
 
 import anyio.to_thread
 from fastapi import FastAPI
+from pydantic import Field
 
 from wasync import __version__
 from wasync.api import web
+from wasync.api.body_limit import GuardBodies
+from wasync.api.browser_guard import STATE_CHANGING, BrowserGuard, BrowserPolicy
 from wasync.api.errors import install_error_handlers
 from wasync.api.install import api_services
 from wasync.api.media_cache import MediaCache
-from wasync.api.realtime_socketio import SocketIOServer
+from wasync.api.realtime_socketio import SOCKETIO_PATH, SocketIOServer
 from wasync.api.routers import ROUTERS
+from wasync.api.schemas import Model
 from wasync.runtime import Runtime
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+class HealthOut(Model):
+    status: Literal["ok"]
+    version: str
+    sessions: int = Field(description="Sessions running in this process.")
+    auth: bool = Field(description="Whether the API key is required (the UI asks for it).")
+
 
 DESCRIPTION = """Mirror WhatsApp accounts into your own SQL database and keep it live.
 
@@ -50,10 +62,17 @@ def create_app(
     app.state.control = control
     app.state.hub = hub
     app.state.media_cache = MediaCache(runtime.settings.data_dir)
-    app.state.socketio = SocketIOServer(hub, control, api_key)
+    settings = runtime.settings
+    app.state.browser_policy = BrowserPolicy.build(
+        auth=api_key is not None,
+        bound_host=settings.host,
+        allowed_hosts=settings.allowed_hosts,
+        allowed_origins=settings.allowed_origins,
+    )
+    app.state.socketio = SocketIOServer(hub, control, api_key, app.state.browser_policy)
     install_error_handlers(app)
 
-    @app.get("/health", tags=["ops"])
+    @app.get("/health", tags=["ops"], response_model=HealthOut)
     async def health() -> dict[str, object]:
         """Liveness, without the API key: also tells the UI whether it needs one."""
         return {
@@ -66,14 +85,53 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     web.install(app)
+    _document_guards(app)
     return app
 
 
+def _document_guards(app: FastAPI) -> None:
+    """Add to the OpenAPI schema what asgi_app's checks answer before any route runs:
+    413 for a body over the cap, 403 for a state-changing request from a foreign page."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()  # cached by FastAPI: amended once
+        error = {"$ref": "#/components/schemas/ErrorBody"}
+        for operations in schema.get("paths", {}).values():
+            for method, operation in operations.items():
+                responses = operation.setdefault("responses", {})
+                if "requestBody" in operation:
+                    responses.setdefault(
+                        "413",
+                        {
+                            "description": "The body is larger than WASYNC_MAX_BODY_BYTES.",
+                            "content": {"application/json": {"schema": error}},
+                        },
+                    )
+                if method.upper() in STATE_CHANGING:
+                    responses.setdefault(
+                        "403",
+                        {
+                            "description": "Sent by a web page of another origin.",
+                            "content": {"application/json": {"schema": error}},
+                        },
+                    )
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def asgi_app(app: FastAPI) -> Any:
-    """What the server runs: Socket.IO at /socket.io/, the FastAPI app for the rest."""
+    """What the server runs: Socket.IO at /socket.io/, the FastAPI app for the rest,
+    behind the checks that must come before any route reads a request."""
     server: SocketIOServer = app.state.socketio
-    runtime: Runtime = app.state.runtime
-    return ReadThreads(server.asgi(app), read_threads(runtime.settings.api_threads))
+    settings = app.state.runtime.settings
+    routes = server.asgi(app)
+    guarded = GuardBodies(routes, api_key=app.state.api_key, max_bytes=settings.max_body_bytes)
+    browsers = BrowserGuard(guarded, app.state.browser_policy, f"/{SOCKETIO_PATH}/")
+    return ReadThreads(browsers, read_threads(settings.api_threads))
 
 
 def read_threads(configured: int | None) -> int:

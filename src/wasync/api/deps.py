@@ -19,6 +19,8 @@ _header_scheme = APIKeyHeader(
 )
 _bearer_scheme = HTTPBearer(auto_error=False, description="The API key as a bearer token.")
 
+UNAUTHORIZED = "missing or wrong API key: send X-Api-Key or Authorization: Bearer"
+
 
 def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
@@ -56,11 +58,7 @@ def require_api_key(
     expected: str | None = request.app.state.api_key
     given = header_key or (bearer.credentials if bearer is not None else None)
     if not key_matches(expected, given):
-        raise HTTPException(
-            401,
-            "missing or wrong API key: send X-Api-Key or Authorization: Bearer",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        raise HTTPException(401, UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
 
 
 Authenticated = Depends(require_api_key)

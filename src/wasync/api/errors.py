@@ -97,7 +97,14 @@ def install_error_handlers(app: FastAPI) -> None:
     # Starlette's HTTPException is the base of FastAPI's and also covers unknown routes.
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+        code = {
+            400: "bad_request",
+            401: "unauthorized",
+            403: "forbidden",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "payload_too_large",
+        }
         return error_response(
             exc.status_code, code.get(exc.status_code, "error"), exc.detail, exc.headers
         )

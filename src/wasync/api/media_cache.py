@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from wasync.engines.base import EngineError
+from wasync.files import private_dir
 
 MEDIA_SUBDIR = Path("media") / "messages"
 
@@ -84,8 +85,8 @@ class MediaCache:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+    # mkstemp makes the file 0600: other people's media, for the owner alone.
+    fd, tmp = tempfile.mkstemp(dir=private_dir(path.parent), prefix=".part-")
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)

@@ -20,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy import case, func, select
 
+from wasync.api import schemas as S
 from wasync.api.deps import Authenticated
 from wasync.api.realtime_hub import RealtimeHub
 from wasync.api.session_control import SessionControl
@@ -203,7 +204,7 @@ def render(runtime: Runtime, live: LiveFigures, control: SessionControl) -> byte
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}}},
+    responses={200: {"content": {"text/plain": {}}}, **S.error_responses(401)},
     summary="Prometheus metrics",
 )
 async def metrics(request: Request) -> Response:

@@ -26,6 +26,7 @@ from typing import Any
 import socketio
 from starlette.datastructures import Headers
 
+from wasync.api.browser_guard import BrowserPolicy
 from wasync.api.deps import key_matches, presented_key
 from wasync.api.realtime_hub import ClientFeed, RealtimeHub, wire_name
 from wasync.api.session_control import SessionControl
@@ -38,6 +39,8 @@ SOCKETIO_PATH = "socket.io"
 NAMESPACE = "/"
 # Packets queued for one client before its sender waits (Engine.IO's queue is unbounded).
 MAX_QUEUED_PACKETS = 64
+# Seconds to tell every client goodbye at shutdown; then they are dropped all the same.
+CLOSE_TIMEOUT = 2.0
 
 
 def room_of(session: str) -> str:
@@ -57,11 +60,30 @@ def _environ_headers(environ: dict[str, Any]) -> Headers:
 
 
 class SocketIOServer:
-    def __init__(self, hub: RealtimeHub, control: SessionControl, api_key: str | None) -> None:
+    def __init__(
+        self,
+        hub: RealtimeHub,
+        control: SessionControl,
+        api_key: str | None,
+        policy: BrowserPolicy | None = None,
+    ) -> None:
         self.hub = hub
         self.control = control
         self.api_key = api_key
-        self.sio = socketio.AsyncServer(async_mode="asgi", logger=False, engineio_logger=False)
+        policy = policy or BrowserPolicy.build(auth=api_key is not None, bound_host="127.0.0.1")
+
+        def origin_allowed(origin: str | None, environ: dict[str, Any]) -> bool:
+            # Engine.IO's own check, by the same rule as browser_guard.py (which runs
+            # first in the server; this keeps Socket.IO closed where it is served alone).
+            # No Origin: not a browser (Engine.IO also asks when it adds CORS headers).
+            return origin is None or policy.origin_allowed(origin, environ.get("HTTP_HOST"))
+
+        self.sio = socketio.AsyncServer(
+            async_mode="asgi",
+            logger=False,
+            engineio_logger=False,
+            cors_allowed_origins=origin_allowed,
+        )
         self._clients: dict[str, tuple[ClientFeed, asyncio.Task[None]]] = {}
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
@@ -143,5 +165,19 @@ class SocketIOServer:
             await asyncio.sleep(0.05)
 
     async def close(self) -> None:
+        """Disconnect every client (told "io server disconnect") and forget them.
+
+        Called as the server starts to shut down: a polling client always has a request
+        open (its long poll, up to 25 s), which a graceful shutdown would wait out.
+        """
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                for sid in list(self._clients):
+                    await self.sio.disconnect(sid)
+                # Then Engine.IO's sockets (some never reached Socket.IO), without waiting
+                # for a client to fetch the close packet: one that has just left on the
+                # disconnect above never will (Engine.IO's own disconnect() waits for it).
+                for socket in list(getattr(self.sio.eio, "sockets", {}).values()):
+                    await socket.close(wait=False)
         for sid in list(self._clients):
             await self._disconnect(sid)

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from wasync.api import (
     metrics,
+    readiness,
     realtime_ws,
     routes_avatars,
     routes_chats,
@@ -26,6 +27,7 @@ ROUTERS: list[APIRouter] = [
     routes_queues.router,
     routes_cluster.router,
     metrics.router,
+    readiness.router,
     realtime_ws.router,
 ]
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import Field
 
 from wasync.api import schemas as S
 from wasync.api.deps import Authenticated, get_control, get_runtime, key_matches, presented_key
@@ -71,7 +72,18 @@ async def avatar_status(session: str, runtime: Runtime = RuntimeDep) -> dict[str
     return status
 
 
-@router.post("/api/sessions/{session}/avatars/{jid}")
+class AvatarCheckOut(S.Model):
+    jid: str
+    outcome: Literal["new", "unchanged", "none", "rate_limited", "failed"]
+    profile_picture: str | None = Field(description="/media/avatars/... path, 'none' or null.")
+    profile_picture_id: str | None
+    profile_picture_timestamp: int | None
+    queued: bool = Field(description="Whether the check was also queued for later.")
+    error: str | None = Field(default=None, description="Why it failed (outcome failed).")
+    retry_after: float | None = Field(default=None, description="Seconds (rate_limited).")
+
+
+@router.post("/api/sessions/{session}/avatars/{jid}", responses={200: {"model": AvatarCheckOut}})
 async def check_avatar(
     session: str, jid: str, control: SessionControl = Depends(get_control)
 ) -> Response:
@@ -92,7 +104,16 @@ async def check_avatar(
     return JSONResponse(body, headers=headers)
 
 
-@media_router.api_route("/media/avatars/{session}/{file}", methods=["GET", "HEAD"])
+@media_router.api_route(
+    "/media/avatars/{session}/{file}",
+    methods=["GET", "HEAD"],
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {}}, "description": "The stored JPEG, with an ETag."},
+        304: {"description": "Not modified: If-None-Match names the current ETag."},
+        **S.error_responses(401, 404, 422),
+    },
+)
 async def avatar_file(session: str, file: str, request: Request) -> Response:
     """A stored profile picture (JPEG)."""
     runtime: Runtime = request.app.state.runtime

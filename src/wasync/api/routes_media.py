@@ -58,7 +58,13 @@ def _find(
 @router.get(
     "/chats/{jid}/messages/{message_id}/media",
     response_class=FileResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}, **ERRORS},
+    responses={
+        200: {
+            "content": {"*/*": {}},
+            "description": "The media, served with its own mimetype (image/jpeg, audio/ogg, ...).",
+        },
+        **ERRORS,
+    },
 )
 async def get_media(
     request: Request,

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from wasync.api import schemas as S
 from wasync.api.deps import Authenticated, get_runtime
@@ -125,8 +125,10 @@ async def _nodes(runtime: Runtime) -> list[S.NodeFigures]:
     return out
 
 
-@router.post("/jobs/{job_id}/retry", responses=ERRORS)
-async def retry_job(job_id: int, runtime: Runtime = RuntimeDep) -> dict[str, Any]:
+@router.post("/jobs/{job_id}/retry", responses=ERRORS, response_model=S.JobRetried)
+async def retry_job(
+    job_id: Annotated[int, Path(**S.id_bounds("The job's id."))], runtime: Runtime = RuntimeDep
+) -> dict[str, Any]:
     """Queue a failed job again, with a fresh budget of tries."""
 
     def retry() -> bool | None:

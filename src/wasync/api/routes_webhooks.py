@@ -12,9 +12,9 @@ POST   /api/sessions/{session}/webhooks/deliveries/retry  ({ids} or every dead l
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
@@ -36,6 +36,7 @@ router = APIRouter(
     responses=S.error_responses(400, 401, 404, 409, 422),
 )
 RuntimeDep = Depends(get_runtime)
+EndpointId = Annotated[int, Path(**S.id_bounds("The endpoint's id.", small=True))]
 
 
 class _Model(BaseModel):
@@ -62,9 +63,60 @@ class NewEndpoint(_Model):
 
 
 class RetryRequest(_Model):
-    ids: list[int] | None = Field(
+    ids: list[S.RowId] | None = Field(
         default=None, description="Delivery (job) ids; omitted: every dead letter of the session."
     )
+
+
+class EndpointOut(_Model):
+    id: int
+    session: str
+    url: str = Field(description="Tokens in the URL are hidden, except in the answer to add.")
+    kind: str = Field(description="'webhook' or 'discord'.")
+    events: list[str]
+    description: str | None
+    source: str = Field(description="'api' (API or CLI) or 'file' (WASYNC_WEBHOOKS_FILE).")
+    created_at: int
+    secret: str | None = Field(
+        default=None, description="The HMAC secret: only in the answer to add, once."
+    )
+
+
+class EndpointList(_Model):
+    items: list[EndpointOut]
+
+
+class DeliveryOut(_Model):
+    id: int
+    kind: str
+    endpoint: int | None
+    event: str | None
+    event_id: str | None
+    state: str = Field(description="queued, running, done or failed (a dead letter).")
+    attempts: int
+    max_attempts: int
+    last_error: str | None
+    run_at: float
+    updated_at: float
+
+
+class DeliveryList(_Model):
+    counts: dict[str, int] = Field(description="The session's deliveries by state.")
+    items: list[DeliveryOut]
+
+
+class RetriedOut(_Model):
+    requeued: int
+    not_found: list[int] = Field(description="Ids that are not dead letters of the session.")
+
+
+class RemovedOut(_Model):
+    removed: int
+    cancelled_deliveries: int
+
+
+class PingOut(_Model):
+    queued: str = Field(description="The test event's id.")
 
 
 def _delivery(runtime: Runtime) -> Delivery:
@@ -88,13 +140,24 @@ def _guard(runtime: Runtime) -> Guard:
     return Guard(parse_networks(runtime.settings.webhook_allowed_networks))
 
 
-@router.get("", summary="List the session's webhook endpoints")
+@router.get(
+    "",
+    summary="List the session's webhook endpoints",
+    response_model=EndpointList,
+    response_model_exclude_unset=True,  # no "secret": it is shown once, when added
+)
 async def list_endpoints(session: str, runtime: Runtime = RuntimeDep) -> dict[str, Any]:
     found = await asyncio.to_thread(admin.list_endpoints, runtime.db, session)
     return {"items": [e.public() for e in found]}
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="Add a webhook endpoint")
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Add a webhook endpoint",
+    response_model=EndpointOut,
+    response_model_exclude_unset=True,
+)
 async def add_endpoint(
     session: str, body: NewEndpoint, runtime: Runtime = RuntimeDep
 ) -> dict[str, Any]:
@@ -116,11 +179,17 @@ async def add_endpoint(
     return endpoint.public(with_secret=True)
 
 
-@router.get("/deliveries", summary="Deliveries of the session (default: dead letters)")
+@router.get(
+    "/deliveries",
+    summary="Deliveries of the session (default: dead letters)",
+    response_model=DeliveryList,
+)
 async def list_deliveries(
     session: str,
     state: str = Query("failed", description="failed, queued, running, done or all"),
-    endpoint: int | None = Query(None, description="Only this endpoint's deliveries."),
+    endpoint: int | None = Query(
+        None, **S.id_bounds("Only this endpoint's deliveries.", small=True)
+    ),
     limit: int = Query(50, ge=1, le=admin.MAX_LIST),
     runtime: Runtime = RuntimeDep,
 ) -> dict[str, Any]:
@@ -139,7 +208,7 @@ async def list_deliveries(
     return await asyncio.to_thread(read)
 
 
-@router.post("/deliveries/retry", summary="Queue dead letters again")
+@router.post("/deliveries/retry", summary="Queue dead letters again", response_model=RetriedOut)
 async def retry_deliveries(
     session: str, body: RetryRequest | None = None, runtime: Runtime = RuntimeDep
 ) -> dict[str, Any]:
@@ -151,9 +220,14 @@ async def retry_deliveries(
     return {"requeued": done, "notFound": missing}
 
 
-@router.get("/{endpoint_id}", summary="One webhook endpoint")
+@router.get(
+    "/{endpoint_id}",
+    summary="One webhook endpoint",
+    response_model=EndpointOut,
+    response_model_exclude_unset=True,
+)
 async def get_endpoint(
-    session: str, endpoint_id: int, runtime: Runtime = RuntimeDep
+    session: str, endpoint_id: EndpointId, runtime: Runtime = RuntimeDep
 ) -> dict[str, Any]:
     def read() -> E.Endpoint:
         with runtime.db.read() as conn:
@@ -165,9 +239,13 @@ async def get_endpoint(
         raise NotFound(str(exc)) from None
 
 
-@router.delete("/{endpoint_id}", summary="Remove an endpoint and its queued deliveries")
+@router.delete(
+    "/{endpoint_id}",
+    summary="Remove an endpoint and its queued deliveries",
+    response_model=RemovedOut,
+)
 async def remove_endpoint(
-    session: str, endpoint_id: int, runtime: Runtime = RuntimeDep
+    session: str, endpoint_id: EndpointId, runtime: Runtime = RuntimeDep
 ) -> dict[str, Any]:
     try:
         cancelled = await asyncio.to_thread(admin.remove_endpoint, runtime.db, session, endpoint_id)
@@ -183,9 +261,10 @@ async def remove_endpoint(
     "/{endpoint_id}/ping",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Send a signed test event to one endpoint",
+    response_model=PingOut,
 )
 async def ping_endpoint(
-    session: str, endpoint_id: int, runtime: Runtime = RuntimeDep
+    session: str, endpoint_id: EndpointId, runtime: Runtime = RuntimeDep
 ) -> dict[str, Any]:
     def read() -> E.Endpoint:
         with runtime.db.read() as conn:

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+# The largest ids the tables hold: BIGINT ids (jobs) and INTEGER ids (sessions,
+# webhook endpoints; 32 bits on PostgreSQL). A larger one reached SQLite as an
+# OverflowError (a 500) and PostgreSQL as "integer out of range": bounded here instead.
+MAX_ID = 2**63 - 1
+MAX_SMALL_ID = 2**31 - 1
+RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
+SmallRowId = Annotated[int, Field(ge=1, le=MAX_SMALL_ID)]
+
+
+def id_bounds(description: str, *, small: bool = False) -> dict[str, Any]:
+    """Bounds and description of an id in a path or query (`Path(**id_bounds(...))`)."""
+    return {"ge": 1, "le": MAX_SMALL_ID if small else MAX_ID, "description": description}
 
 
 class Model(BaseModel):
@@ -282,6 +295,11 @@ class NodeFigures(Model):
     sessions: list[str]
     jobs_processed: dict[str, int] = Field(description="Jobs it ran to an outcome, by kind.")
     events_committed: int | None = None
+
+
+class JobRetried(Model):
+    id: int
+    state: Literal["queued"]
 
 
 class QueuesOut(Model):

@@ -13,7 +13,7 @@ import logging
 import signal
 import socket
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import uvicorn
@@ -27,6 +27,8 @@ from wasync.assemble import build_runtime
 from wasync.config import Settings
 from wasync.engines.factory import EngineFactory, SimulatorOptions
 from wasync.errors import ConfigError
+from wasync.files import secure_data_dir
+from wasync.logsafety import never_log, quiet_websocket_frames
 from wasync.store.sessions import ensure_session
 
 log = logging.getLogger(__name__)
@@ -50,10 +52,17 @@ class Started:
 
 class _Server(uvicorn.Server):
     """uvicorn, minus re-raising SIGINT/SIGTERM after a graceful stop, plus a hook that
-    runs as soon as the signal arrives (the sessions are handed over meanwhile).
+    runs as soon as the signal arrives (the sessions are handed over meanwhile), and
+    closing live clients before it waits for open connections.
 
     uvicorn re-raises the signal once it has shut down, so the process would end as
     "interrupted" (130) or killed; a server that stopped cleanly on request exits 0.
+
+    Its graceful shutdown waits for every open request, up to its timeout (10 s), and
+    a Socket.IO client on the polling transport always has one open: its long poll.
+    One such client made a SIGTERM take 11 s (Docker kills at 10). So once the
+    listening sockets are closed (no client can come back), `before_shutdown` closes
+    the live clients, and the wait that follows finds nothing left to wait for.
     """
 
     def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
@@ -64,6 +73,18 @@ class _Server(uvicorn.Server):
         with contextlib.suppress(RuntimeError):  # no running loop: nothing to drain
             self._on_exit()
         super().handle_exit(sig, frame)  # type: ignore[arg-type]
+
+    before_shutdown: Callable[[], Awaitable[None]] | None = None
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for listener in self.servers:
+            listener.close()  # uvicorn closes them again: harmless
+        if self.before_shutdown is not None:
+            try:
+                await self.before_shutdown()
+            except Exception:
+                log.exception("closing the live clients failed; shutting down anyway")
+        await super().shutdown(sockets)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -94,6 +115,9 @@ def listening_socket(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    # Listening at once: the address is printed before uvicorn starts accepting, and a
+    # client that connects in between waits in the backlog instead of being refused.
+    sock.listen()
     sock.set_inheritable(True)
     return sock
 
@@ -114,7 +138,9 @@ async def run_server(
     access_log: bool = False,
 ) -> None:
     """Serve until SIGINT/SIGTERM; sessions are restored at start and stopped in order."""
+    secure_data_dir(settings.data_dir)
     key = resolve_api_key(settings, settings.host)
+    never_log(key.value)
     sock = listening_socket(settings.host, settings.port)
     runtime = build_runtime(settings, address=url_of(sock))
     control, _hub = api_services(runtime)
@@ -166,7 +192,10 @@ async def run_server(
         loop="asyncio",
         timeout_graceful_shutdown=10,
     )
+    # After uvicorn has set its loggers up: the WebSocket library logs through its own.
+    quiet_websocket_frames("uvicorn.error")
     server = _Server(config, on_exit=drain)
+    server.before_shutdown = app.state.socketio.close
     try:
         await server.serve(sockets=[sock])
     finally:

@@ -24,6 +24,7 @@ from typing import Final
 
 from wasync.domain.jid import parse_jid
 from wasync.errors import InvalidJID
+from wasync.files import private_dir
 from wasync.store.sessions import validate_session_name
 
 URL_PREFIX: Final = "/media/avatars"
@@ -77,8 +78,7 @@ class AvatarStorage:
     def write(self, session: str, jid: str, data: bytes) -> Path:
         """Store a picture atomically; returns its path."""
         path = self.path_for(session, jid)
-        folder = path.parent
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = private_dir(path.parent)
         self._remove_leftovers(path)
         fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TEMP_SUFFIX, dir=folder)
         try:
@@ -86,7 +86,6 @@ class AvatarStorage:
                 out.write(data)
                 out.flush()
                 os.fsync(out.fileno())
-            os.chmod(temp, 0o644)  # mkstemp's 0600 would hide it from a front proxy
             os.replace(temp, path)
         except BaseException:
             with contextlib.suppress(OSError):

@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from wasync.config import Settings
 from wasync.errors import WasyncError
+from wasync.files import secure_data_dir
 from wasync.store.db import Database
 
 T = TypeVar("T")
@@ -47,6 +48,7 @@ def settings_from(data_dir: Path | None, database: str | None) -> Settings:
 
 
 def open_database(settings: Settings) -> Database:
+    secure_data_dir(settings.data_dir)
     db = Database(settings.resolved_database_url())
     db.migrate()
     return db

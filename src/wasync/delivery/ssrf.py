@@ -3,8 +3,9 @@
 A webhook URL is user input that makes the server send requests: pointed at
 `127.0.0.1`, `10.x`, `169.254.169.254` or a name that resolves there, it would let
 an API user reach databases, admin panels or the cloud metadata service (and its
-credentials). Every address a target resolves to must be public, unless an
-operator explicitly allows a network (`WASYNC_WEBHOOK_ALLOWED_NETWORKS`).
+credentials). Every address a target resolves to must be public, by Python's tables
+and by IANA's (special_addresses.py), unless an operator explicitly allows a network
+(`WASYNC_WEBHOOK_ALLOWED_NETWORKS`).
 
 The check runs when an endpoint is configured (a clear error at once) and again on
 every connection (`GuardedBackend`): DNS answers change, and a redirect may point
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit
 
 import httpcore
 
+from wasync.delivery.special_addresses import special_purpose
 from wasync.errors import ConfigError, DomainError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -98,7 +100,9 @@ def why_unsafe(ip: IPAddress) -> str | None:
         return "a private address"
     if not ip.is_global or ip.is_reserved:
         return "a non-public address"
-    return None
+    # Python's tables lag IANA's (and differ between versions): ours too.
+    special = special_purpose(ip)
+    return f"a non-public address ({special})" if special else None
 
 
 async def system_resolver(host: str, port: int) -> list[IPAddress]:

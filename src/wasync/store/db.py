@@ -21,6 +21,7 @@ from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from wasync.errors import ConfigError, StoreError
+from wasync.files import PRIVATE_FILE, private_dir, private_file, tighten
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Page cache of the one writing connection. SQLite's default (2 MiB) stops holding the
@@ -153,12 +154,14 @@ class Database:
     def _sqlite_engine(self, database: str | None, *, immediate: bool, echo: bool) -> Engine:
         if not self._in_memory(database):
             assert database is not None
-            folder = Path(database).expanduser().parent
+            path = Path(database).expanduser()
             try:
-                folder.mkdir(parents=True, exist_ok=True)
+                # Made private before SQLite opens it: SQLite gives the WAL and its
+                # index (-wal, -shm) the database file's own mode when it makes them.
+                private_file(private_dir(path.parent) / path.name)
             except OSError as exc:
                 raise ConfigError(
-                    f"cannot use {folder} for the database: {exc.strerror or exc}"
+                    f"cannot use {path.parent} for the database: {exc.strerror or exc}"
                 ) from None
             engine = create_engine(
                 self.url,
@@ -189,6 +192,10 @@ class Database:
             if immediate:
                 cur.execute(f"PRAGMA cache_size = -{SQLITE_WRITER_CACHE_KIB}")
             cur.close()
+            if not self._in_memory(database):
+                # Left by an earlier release (or a crash) with a wider mode.
+                for suffix in ("-wal", "-shm"):
+                    tighten(Path(f"{database}{suffix}").expanduser(), PRIVATE_FILE)
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:

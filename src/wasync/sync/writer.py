@@ -116,7 +116,7 @@ class GroupWriter:
         self.retry_delay = 0.5
         self.max_retry_delay = 30.0
         self.store_errors = 0  # group commits retried because the database was unavailable
-        self.failing = False  # the last commit failed and is being retried
+        self.failing: str | None = None  # the error a commit is retried for; None: none
         self.groups = 0  # transactions committed
         self.committed_events = 0
         self.poisoned_events = 0
@@ -247,11 +247,11 @@ class GroupWriter:
             try:
                 # Shield: a cancelled writer still finishes the commit it started.
                 results, fenced = await asyncio.shield(asyncio.to_thread(self._write, group))
-                self.failing = False
+                self.failing = None
                 break
             except StoreError as exc:
                 self.store_errors += 1
-                self.failing = True
+                self.failing = str(exc)
                 log.warning("commit failed (%s); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_retry_delay)

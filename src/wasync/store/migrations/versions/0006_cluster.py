@@ -2,7 +2,7 @@
 results, spilled live events, the simulator's connections
 
 Revision ID: 0006
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-03 10:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
