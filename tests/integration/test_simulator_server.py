@@ -136,3 +136,34 @@ async def test_picture_urls_from_the_engine_are_fetchable(network: Network) -> N
         response = await client.get(picture.url)
     assert response.content == network.picture_bytes(jid, picture.id)
     await engine.close()
+
+
+async def test_engines_share_one_server_per_process() -> None:
+    """A thousand simulated sessions must not cost a thousand threads: every engine's
+    URLs are served by the process's one shared server, each network under its own path."""
+    import threading
+
+    engines = [SimulatorEngine(Network.from_scale("tiny", seed)) for seed in range(1, 31)]
+    try:
+        servers = [engine.media_server for engine in engines]
+        first = servers[0].base_url
+        assert len({s.base_url for s in servers}) == len(servers)  # a site each
+        listening = [t for t in threading.enumerate() if t.name == "wasync-sim-media"]
+        assert len(listening) == 1
+        async with httpx.AsyncClient(trust_env=False) as client:
+            for engine in engines[:3]:
+                jid = next(
+                    c.jid for c in engine.network.contacts() if engine.network.picture_id(c.jid)
+                )
+                picture_id = engine.network.picture_id(jid)
+                assert picture_id is not None
+                url = engine.media_server.picture_url(jid, picture_id)
+                got = await client.get(url)
+                assert got.status_code == 200
+                assert got.content == engine.network.picture_bytes(jid, picture_id)
+    finally:
+        for engine in engines:
+            await engine.close()
+    # A closed engine's site is gone.
+    async with httpx.AsyncClient(trust_env=False) as client:
+        assert (await client.get(first + "/pictures/x/y.jpg")).status_code == 404

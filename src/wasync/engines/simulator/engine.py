@@ -54,7 +54,7 @@ from wasync.engines.simulator.faults import Faults
 from wasync.engines.simulator.hashing import derive, mix, stable_hash
 from wasync.engines.simulator.network import Network
 from wasync.engines.simulator.pictures import PictureState
-from wasync.engines.simulator.server import MediaServer
+from wasync.engines.simulator.server import MediaServer, SharedMediaServer
 
 log = logging.getLogger(__name__)
 
@@ -452,7 +452,8 @@ class SimulatorEngine:
         if self._closed:
             raise EngineError("this simulator engine is closed")
         if self._media_server is None:
-            self._media_server = MediaServer(self.network, faults=self.faults)
+            # The process's shared server: one listening thread for every simulated session.
+            self._media_server = SharedMediaServer(self.network, faults=self.faults)
         if not self._media_server.running:
             self._owns_server = True
             self._media_server.start()

@@ -3,10 +3,15 @@
 Avatar workers and downloads then exercise real HTTP (status codes, content types,
 connection handling) instead of a mocked transport. The download faults of `Faults`
 (slow, failing, non-image and oversized pictures) are served here, for real.
+
+Engines share one server per process (`shared_media_server`): each network is a
+*site* under `/n/<site>/`, so a thousand simulated sessions cost one listening thread,
+not a thousand. A test that wants a server of its own still makes a `MediaServer`.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 import select
 import socket
@@ -44,22 +49,30 @@ class PictureDownloads:
             which[key] += 1
 
 
+@dataclass(slots=True)
+class _Site:
+    """What one network's URLs are served from: its ground truth and its faults."""
+
+    network: Network
+    faults: Faults
+    downloads: PictureDownloads
+    rng: random.Random
+    lock_rng: threading.Lock = field(default_factory=threading.Lock)  # many handler threads
+
+    @classmethod
+    def of(cls, network: Network, faults: Faults, downloads: PictureDownloads) -> _Site:
+        return cls(
+            network, faults, downloads, random.Random(derive(network.seed, "download-faults"))
+        )
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(
-        self,
-        address: tuple[str, int],
-        network: Network,
-        faults: Faults,
-        downloads: PictureDownloads,
-    ) -> None:
+    def __init__(self, address: tuple[str, int], site: _Site | None = None) -> None:
         super().__init__(address, _Handler)
-        self.network = network
-        self.faults = faults
-        self.downloads = downloads
-        self.rng = random.Random(derive(network.seed, "download-faults"))
-        self.lock_rng = threading.Lock()  # handlers run on many threads
+        self.site = site  # a server of one network; None: sites under /n/<site>/
+        self.sites: dict[str, _Site] = {}
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients that hang up mid-response are normal in tests; keep stderr quiet.
@@ -71,25 +84,36 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Headers and body go out in two writes; with Nagle on, each response waits ~40 ms.
     disable_nagle_algorithm = True
+    site: _Site
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def do_GET(self) -> None:
         path = unquote(urlsplit(self.path).path)
+        site = self.server.site
+        if site is None:  # the shared server: /n/<site>/<path>
+            _, _, rest = path.partition("/n/")
+            key, _, tail = rest.partition("/")
+            found = self.server.sites.get(key)
+            if found is None:
+                self._send(HTTPStatus.NOT_FOUND, b"no such network\n", "text/plain")
+                return
+            site, path = found, "/" + tail
+        self.site = site
         parts = path.strip("/").split("/")
         if len(parts) == 3 and parts[0] == "pictures" and parts[2].endswith(".jpg"):
             self._serve_picture(parts[1], parts[2].removesuffix(".jpg"))
             return
-        found = self._resolve(path)
-        if found is None:
+        found_body = self._resolve(path)
+        if found_body is None:
             self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
         else:
-            body, content_type = found
+            body, content_type = found_body
             self._send(HTTPStatus.OK, body, content_type)
 
     def _resolve(self, path: str) -> tuple[bytes, str] | None:
-        network = self.server.network
+        network = self.site.network
         parts = path.strip("/").split("/")
         if len(parts) == 3 and parts[0] == "pictures" and parts[2].endswith(".jpg"):
             jid, picture_id = parts[1], parts[2].removesuffix(".jpg")
@@ -100,15 +124,15 @@ class _Handler(BaseHTTPRequestHandler):
             message = network.find_message(parts[1], parts[2])
             if message is None or message.media is None:
                 return None
-            if parts[2] in self.server.faults.expired_media:
+            if parts[2] in self.site.faults.expired_media:
                 return None
             body = network.media_bytes(parts[1], parts[2])
             return body, message.media.mimetype or "application/octet-stream"
         return None
 
     def _serve_picture(self, jid: str, picture_id: str) -> None:
-        server = self.server
-        network, faults, downloads = server.network, server.faults, server.downloads
+        site = self.site
+        network, faults, downloads = site.network, site.faults, site.downloads
         if network.picture_id(jid) != picture_id:
             # Unknown, hidden, removed or replaced since: WhatsApp's CDN says 404 too.
             self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
@@ -119,8 +143,8 @@ class _Handler(BaseHTTPRequestHandler):
             downloads.count(downloads.abandoned, key)
             self.close_connection = True
             return
-        with server.lock_rng:
-            roll = server.rng.random()
+        with site.lock_rng:
+            roll = site.rng.random()
         if roll < faults.download_failure_rate:
             self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"try later\n", "text/plain")
             return
@@ -142,7 +166,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Hold the response while `download_delay` lasts; False if the client left."""
         started = time.monotonic()
         # Read at every tick, so a test can shorten the delay while a download waits.
-        while time.monotonic() - started < self.server.faults.download_delay:
+        while time.monotonic() - started < self.site.faults.download_delay:
             if self._client_gone():
                 return False
             time.sleep(_POLL)
@@ -197,7 +221,8 @@ class MediaServer:
 
     def start(self) -> MediaServer:
         if self._server is None:
-            self._server = _Server(self._address, self.network, self.faults, self.downloads)
+            site = _Site.of(self.network, self.faults, self.downloads)
+            self._server = _Server(self._address, site)
             # A short poll interval keeps stop() quick (it waits for one poll).
             self._thread = threading.Thread(
                 target=self._server.serve_forever,
@@ -271,4 +296,69 @@ class RemoteMediaServer(MediaServer):
 
     @property
     def base_url(self) -> str:
+        return self._base_url
+
+
+class _SharedServer:
+    """The one server of a process that engines share, started on first use."""
+
+    def __init__(self) -> None:
+        self._server: _Server | None = None
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+
+    def add(self, site: _Site) -> tuple[str, str]:
+        """Serve `site`; its key and its base URL."""
+        with self._lock:
+            if self._server is None:
+                self._server = _Server(("127.0.0.1", 0))
+                thread = threading.Thread(
+                    target=self._server.serve_forever,
+                    args=(0.5,),
+                    name="wasync-sim-media",
+                    daemon=True,
+                )
+                thread.start()
+            key = f"s{next(self._ids)}"
+            self._server.sites[key] = site
+            host, port = self._server.server_address[:2]
+            return key, f"http://{host!s}:{port}/n/{key}"
+
+    def remove(self, key: str) -> None:
+        with self._lock:
+            if self._server is not None:
+                self._server.sites.pop(key, None)
+
+
+_SHARED = _SharedServer()
+
+
+class SharedMediaServer(MediaServer):
+    """A network's URLs on the process's shared server (what engines use by default):
+    no thread of its own, and the same fault knobs as a dedicated server."""
+
+    def __init__(self, network: Network, *, faults: Faults | None = None) -> None:
+        super().__init__(network, faults=faults)
+        self._key: str | None = None
+        self._base_url = ""
+
+    def start(self) -> MediaServer:
+        if self._key is None:
+            site = _Site.of(self.network, self.faults, self.downloads)
+            self._key, self._base_url = _SHARED.add(site)
+        return self
+
+    def stop(self) -> None:
+        if self._key is not None:
+            _SHARED.remove(self._key)
+            self._key = None
+
+    @property
+    def running(self) -> bool:
+        return self._key is not None
+
+    @property
+    def base_url(self) -> str:
+        if self._key is None:
+            raise RuntimeError("the media server is not started")
         return self._base_url
