@@ -148,7 +148,7 @@ async def test_engines_share_one_server_per_process() -> None:
         servers = [engine.media_server for engine in engines]
         first = servers[0].base_url
         assert len({s.base_url for s in servers}) == len(servers)  # a site each
-        listening = [t for t in threading.enumerate() if t.name == "wasync-sim-media"]
+        listening = [t for t in threading.enumerate() if t.name == "wasync-sim-media-shared"]
         assert len(listening) == 1
         async with httpx.AsyncClient(trust_env=False) as client:
             for engine in engines[:3]:

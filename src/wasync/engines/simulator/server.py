@@ -315,7 +315,7 @@ class _SharedServer:
                 thread = threading.Thread(
                     target=self._server.serve_forever,
                     args=(0.5,),
-                    name="wasync-sim-media",
+                    name="wasync-sim-media-shared",
                     daemon=True,
                 )
                 thread.start()
