@@ -59,7 +59,7 @@ from wasync.engines.simulator.server import MediaServer, SharedMediaServer
 log = logging.getLogger(__name__)
 
 _PAIR_CODE_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"  # whatsmeow's: no 0, I, O, U
-_LIVE_TICK = 0.02  # seconds between automatic live batches
+_LIVE_IDLE = 0.5  # seconds between looks while live traffic is switched off
 
 
 class SimulatorEngine:
@@ -268,22 +268,31 @@ class SimulatorEngine:
         return dropped
 
     async def _live_loop(self) -> None:
+        """Live traffic at `faults.live_rate`: sleep until the next event is due, so a
+        session at one message a second wakes once a second (a thousand sessions cost a
+        thousand wake-ups a second, not fifty thousand); behind schedule, several go at
+        once."""
         loop = asyncio.get_running_loop()
-        last, owed = loop.time(), 0.0
+        due = loop.time()
         while self._status is SessionStatus.CONNECTED:
-            await asyncio.sleep(_LIVE_TICK)
-            now = loop.time()
-            owed += self.faults.live_rate * (now - last)
-            last = now
-            if owed >= 1:
-                n = int(owed)
-                limit = self.faults.live_limit
-                if limit is not None:
-                    n = min(n, limit - self.network.live_count)
-                    if n <= 0:
-                        return
+            rate = self.faults.live_rate
+            if rate <= 0:  # switched off meanwhile: look again later
+                await asyncio.sleep(_LIVE_IDLE)
+                due = loop.time()
+                continue
+            due += 1.0 / rate
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            n = 1 + max(0, int((loop.time() - due) * rate))  # what is owed, at least one
+            due += (n - 1) / rate
+            limit = self.faults.live_limit
+            if limit is not None:
+                n = min(n, limit - self.network.live_count)
+                if n <= 0:
+                    return
+            if self._status is SessionStatus.CONNECTED:
                 await self.push_live(n)
-                owed -= int(owed)
 
     def _live_task_done(self, task: asyncio.Task[None]) -> None:
         self._stopping.discard(task)
