@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 Lane = tuple[str, int | None]  # (budget, session id or None)
 WriteFn = Callable[[], AbstractContextManager[Connection]]
 
+RECLAIM_DELAY = 1.0  # seconds before claiming again rows another claim held
 DEFAULT_POLL = 10.0  # seconds between looks at the table when no wake-up came
 HEARTBEAT_FRACTION = 3  # leases are renewed every lease / 3 seconds
 WAKE_FILE_CHECK = 1.0  # seconds between looks at the SQLite wake file (jobs/wakeups.py)
@@ -372,8 +373,10 @@ class JobRunner:
             if kind is None:
                 continue
             lane = self._lane_of(kind, session_id)
-            if when < self._due.get(lane, math.inf):
-                self._set_due(lane, when)
+            # Pushed even when the lane already has a due time: that time may have no
+            # heap entry (a lane waiting for a finishing job), and the poll is the
+            # fallback that must never be stuck behind such a wait.
+            self._set_due(lane, min(when, self._due.get(lane, math.inf)))
 
     def _claimed(self, result: _Claimed, now: float) -> None:
         """Apply what a claim found (on the loop)."""
@@ -393,9 +396,14 @@ class JobRunner:
             return  # all free slots taken: a finishing job puts the lane back
         if result.next_due is None:
             self._due.pop(lane, None)
-        elif result.capped and result.next_due <= now:
+        elif result.capped and result.next_due <= now and self._in_flight[lane] > 0:
             # Only targets at their cap have due work: a finishing job wakes the lane.
             self._due[lane] = result.next_due
+        elif result.next_due <= now:
+            # Due work that this claim could not take and no job of ours to wake the
+            # lane when it ends: another node's claim holds those rows (SKIP LOCKED),
+            # or they are at their cap there. Look again shortly.
+            self._set_due(lane, now + RECLAIM_DELAY)
         else:
             self._set_due(lane, result.next_due)
 
