@@ -13,6 +13,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import PurePosixPath
 from typing import Any
@@ -65,6 +66,7 @@ CAPABILITIES = Capabilities(
 TERMINAL = frozenset({SessionStatus.LOGGED_OUT, SessionStatus.BANNED, SessionStatus.REPLACED})
 RATE_LIMIT_PAUSE = 60.0
 ON_DEMAND = 6  # HistorySync.HistorySyncType.ON_DEMAND
+UNCLAIMED_KEPT = 32  # unmatched on-demand answers remembered
 _TERMINAL_CLOSES = {
     401: (SessionStatus.LOGGED_OUT, "WhatsApp logged this device out; pair it again"),
     403: (SessionStatus.BANNED, "WhatsApp refused this account (403 forbidden: banned?)"),
@@ -103,6 +105,9 @@ class BaileysEngine:
         self._stopping_socket = False
         self._qr_seen = asyncio.Event()
         self._history: dict[str, tuple[str, asyncio.Future[HistoryPage]]] = {}
+        # Answers nobody waited for, by request id: a phone can answer before the
+        # sidecar's reply carrying the id has reached request_history.
+        self._unclaimed: OrderedDict[str, Any] = OrderedDict()
         self.restarts = 0  # sidecar processes started after the first (tests read it)
 
     # --- the port ---------------------------------------------------------------
@@ -377,8 +382,14 @@ class BaileysEngine:
                 self._emit([rest])
                 return
             # Nobody waits any more (it timed out): a late answer is stored like any
-            # history, and the chat's next request starts below it.
-            log.info("session %s: a late history answer (%s)", self.options.session, request_id)
+            # history, and the chat's next request starts below it. Kept a while too, in
+            # case it came early rather than late.
+            log.info(
+                "session %s: an unclaimed history answer (%s)", self.options.session, request_id
+            )
+            self._unclaimed[str(request_id)] = sync
+            while len(self._unclaimed) > UNCLAIMED_KEPT:
+                self._unclaimed.popitem(last=False)
         self._emit(mapping.history_set_events(sync, self.ids, self._own_jid))
 
     # --- supervision --------------------------------------------------------------
@@ -513,6 +524,11 @@ class BaileysEngine:
             args["participant"] = key.sender_jid
         result = await self._call("request history", "history", args)
         request_id = str(result["requestId"])
+        early = self._unclaimed.pop(request_id, None)
+        if early is not None:
+            # Answered before we knew the id: already stored as ordinary history.
+            page, _ = mapping.on_demand_page(early, chat_jid, self.ids, self._own_jid)
+            return page
         waiter: asyncio.Future[HistoryPage] = asyncio.get_running_loop().create_future()
         self._history[request_id] = (chat_jid, waiter)
         timeout = self.options.history_timeout
