@@ -145,6 +145,13 @@ class Runtime:
                 return ensure_session(conn, name, engine_name)
 
         session_id = await asyncio.to_thread(register)
+        bind = getattr(engine, "bind_presence", None)
+        if bind is not None:
+            # A simulated account: the simulated servers (shared by every process on this
+            # database) drop an older connection of it, as WhatsApp does.
+            from wasync.engines.simulator.presence import presence_of
+
+            bind(presence_of(self.db), name)
         if lease is None:
             lease = await asyncio.to_thread(self.ownership.acquire, session_id, name)
         held = lease

@@ -54,6 +54,7 @@ from wasync.engines.simulator.faults import Faults
 from wasync.engines.simulator.hashing import derive, mix, stable_hash
 from wasync.engines.simulator.network import Network
 from wasync.engines.simulator.pictures import PictureState
+from wasync.engines.simulator.presence import Presence
 from wasync.engines.simulator.server import MediaServer, SharedMediaServer
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,9 @@ class SimulatorEngine:
         self._delivery = Delivery(
             self.faults, random.Random(derive(network.seed, "delivery")), self.stats
         )
+        self._presence: Presence | None = None  # no account bound: nobody to clash with
+        self._account = ""
+        self._connection: str | None = None
 
     @property
     def capabilities(self) -> Capabilities:
@@ -147,6 +151,7 @@ class SimulatorEngine:
             self._delivery.emit(Paired(self.network.me))
             self._paired = True
         self._go_online()
+        await self._present()
 
     async def confirm_pairing(self) -> None:
         """The user scanned the QR code or typed the pair code: the session is paired."""
@@ -155,6 +160,41 @@ class SimulatorEngine:
         self._delivery.emit(Paired(self.network.me))
         self._paired = True
         self._go_online()
+        await self._present()
+
+    # Presence: one connection per account, as WhatsApp allows (presence.py).
+
+    def bind_presence(self, presence: Presence, account: str) -> None:
+        """Tell the simulated servers who this is: a newer connection of `account`
+        (another process, say) replaces this one, as WhatsApp replaces an older client."""
+        self._presence = presence
+        self._account = account
+
+    async def _present(self) -> None:
+        if self._presence is None or self._status is not SessionStatus.CONNECTED:
+            return
+        self._leave_presence()
+        self._connection = self._presence.new_connection()
+        await self._presence.connected(self._account, self._connection, self._replaced)
+
+    def _leave_presence(self) -> None:
+        if self._presence is not None and self._connection is not None:
+            self._presence.gone(self._connection)
+            self._connection = None
+
+    def _replaced(self) -> None:
+        if self._status not in (SessionStatus.CONNECTED, SessionStatus.CONNECTING):
+            return
+        self._connection = None
+        self._stop_live()
+        self._status = SessionStatus.REPLACED
+        self._delivery.emit(
+            LoggedOut(
+                "another client connected with this session's keys (stream replaced); "
+                "stop the other copy, or pair this one again",
+                SessionStatus.REPLACED,
+            )
+        )
 
     def _go_online(self) -> None:
         self._status = SessionStatus.CONNECTED
@@ -180,9 +220,11 @@ class SimulatorEngine:
             self._status = SessionStatus.DISCONNECTED
             self._stop_live()
             self._delivery.emit(Disconnected("disconnect() called"))
+        self._leave_presence()
         self._delivery.end_stream()
 
     async def logout(self) -> None:
+        self._leave_presence()
         self._stop_live()
         self._status = SessionStatus.LOGGED_OUT
         self._paired = False
@@ -214,6 +256,7 @@ class SimulatorEngine:
             self._drop_connection(reason)
 
     def _drop_connection(self, reason: str) -> None:
+        self._leave_presence()
         self._status = SessionStatus.DISCONNECTED
         self._stop_live()
         self._delivery.emit(Disconnected(reason))
