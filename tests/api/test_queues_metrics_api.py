@@ -89,6 +89,12 @@ async def test_metrics_in_prometheus_text_format(api: Api) -> None:
         if line and not line.startswith("#")
     }
     assert lines['wasync_events_ingested_total{session="default"}'] >= 8  # Connected + 7
+    # Every committed event counted once in the commit lag histogram.
+    assert lines["wasync_commit_lag_seconds_count"] == api.runtime.writer.committed_events >= 8
+    assert (
+        lines['wasync_commit_lag_seconds_bucket{le="+Inf"}']
+        == lines["wasync_commit_lag_seconds_count"]
+    )
     assert lines['wasync_sessions{status="connected"}'] == 1
     assert lines['wasync_jobs{kind="avatar",state="failed"}'] == 1
     assert lines['wasync_jobs{kind="avatar",state="done"}'] == 1

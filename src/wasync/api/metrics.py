@@ -16,7 +16,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 from sqlalchemy import case, func, select
 
@@ -45,6 +50,8 @@ class LiveFigures:
     avatar_requests: dict[str, int] = field(default_factory=dict)
     node: str = ""
     jobs_processed: dict[str, int] = field(default_factory=dict)  # kind -> by this node
+    commit_lag: list[tuple[str, int]] = field(default_factory=list)  # cumulative buckets
+    commit_lag_sum: float = 0.0
 
 
 def live_figures(runtime: Runtime, hub: RealtimeHub) -> LiveFigures:
@@ -54,6 +61,8 @@ def live_figures(runtime: Runtime, hub: RealtimeHub) -> LiveFigures:
         realtime_dropped=hub.dropped,
         node=runtime.holder,
         jobs_processed=dict(runtime.jobs.processed),
+        commit_lag=runtime.writer.lag.cumulative(),
+        commit_lag_sum=runtime.writer.lag.total,
     )
     for name, handle in list(runtime.sessions.items()):
         figures.ingested[name] = handle.sync.stream.committed_events
@@ -101,6 +110,13 @@ class MirrorCollector(Collector):
         for name, n in sorted(live.ingested.items()):
             ingested.add_metric([name], n)
         yield ingested
+        yield HistogramMetricFamily(
+            "wasync_commit_lag_seconds",
+            "Seconds live events waited between reaching the writer and their commit "
+            "(each event counted at its batch's first event: an upper bound).",
+            buckets=live.commit_lag,
+            sum_value=live.commit_lag_sum,
+        )
         sessions = GaugeMetricFamily(
             "wasync_sessions", "Running sessions by connection status.", labels=["status"]
         )

@@ -38,6 +38,7 @@ from wasync.store.db import Database
 from wasync.store.writes import WriteResult, write_batches
 from wasync.sync.commit import record_lifecycle
 from wasync.sync.hooks import Hooks, run_after_write, run_before_write
+from wasync.sync.lag import LagHistogram
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class SessionStream:
     closed: bool = False
     committed_events: int = 0
     poisoned_events: int = 0
+    since: float = 0.0  # when the first event of `batch` was put (time.monotonic)
 
     def __post_init__(self) -> None:
         self.idle.set()
@@ -75,6 +77,8 @@ class SessionStream:
         writer = self.writer
         if len(self.batch) >= writer.max_batch:  # the only case that waits
             await writer._admit(self)
+        if not len(self.batch):
+            self.since = time.monotonic()
         self.batch.add(event)
         self.idle.clear()
         writer._added(self)
@@ -120,6 +124,7 @@ class GroupWriter:
         self.groups = 0  # transactions committed
         self.committed_events = 0
         self.poisoned_events = 0
+        self.lag = LagHistogram()  # put -> committed, per event
         self._streams: dict[int, SessionStream] = {}
         self._pending: dict[int, SessionStream] = {}  # streams with events not taken yet
         self._size = 0  # events pending in all streams
@@ -212,6 +217,7 @@ class GroupWriter:
                             await asyncio.wait_for(self._urgent.wait(), wait)
                 self._urgent.clear()
                 group = [(s, s.batch) for s in self._pending.values() if len(s.batch)]
+                since = [s.since for s, _ in group]
                 for stream, _ in group:
                     stream.batch = Batch()
                     stream.in_flight = True
@@ -222,6 +228,9 @@ class GroupWriter:
                 self._has_events.clear()
                 if group:
                     await self._commit(group)
+                    done = time.monotonic()
+                    for (_, batch), first in zip(group, since, strict=True):
+                        self.lag.observe(done - first, len(batch))
                 for stream, _ in group:
                     stream.in_flight = False
                     if not len(stream.batch):
