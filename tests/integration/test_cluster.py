@@ -18,6 +18,7 @@ from wasync.api.session_control import SessionControl
 from wasync.assemble import build_runtime
 from wasync.bus import BusEvent
 from wasync.cluster.events import MAX_PAYLOAD, pack
+from wasync.cluster.notify import Notifier
 from wasync.config import Settings
 from wasync.engines.factory import EngineFactory, SimulatorOptions
 from wasync.errors import Conflict
@@ -157,3 +158,18 @@ def _count_sessions(url: str) -> int:
             return int(conn.execute(select(func.count()).select_from(sessions)).scalar_one())
     finally:
         db.close()
+
+
+async def test_a_stopped_notifier_opens_no_connection(pg_schema_url: str) -> None:
+    """A send racing the stop (a relay still draining at shutdown) must not leave a
+    connection that nobody closes."""
+    notifier = Notifier(pg_schema_url)
+    await notifier.start()
+    await notifier.send("wasync_test", ["before"])
+    assert notifier.sent == 1
+    sending = asyncio.create_task(notifier.send("wasync_test", ["racing"]))
+    await notifier.stop()
+    await sending
+    await notifier.send("wasync_test", ["after"])
+    assert notifier._sender is None  # nothing left open
+    assert notifier.sent <= 2  # "after" was not sent

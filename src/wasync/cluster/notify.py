@@ -36,6 +36,7 @@ class Notifier:
         self._reconnected: list[Callable[[], Awaitable[None] | None]] = []
         self._task: asyncio.Task[None] | None = None
         self._sender: psycopg.AsyncConnection[object] | None = None
+        self._stopped = False
         self._send_lock = asyncio.Lock()
         self._listening = asyncio.Event()
         self.received = 0
@@ -51,11 +52,15 @@ class Notifier:
 
     async def start(self, patience: float = 10.0) -> None:
         """Start listening; waits up to `patience` seconds for the first connection."""
+        self._stopped = False
         self._task = asyncio.create_task(self._listen(), name="pg-listen")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._listening.wait(), patience)
 
     async def stop(self) -> None:
+        # Set first: a send that is under way (or comes later, from a relay still
+        # draining) must not open a connection that nobody would close.
+        self._stopped = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -72,11 +77,15 @@ class Notifier:
             return
         async with self._send_lock:
             for attempt in (1, 2):
+                if self._stopped:
+                    return  # notifications are hints: the rows they point to stay
                 try:
                     if self._sender is None or self._sender.closed:
-                        self._sender = await psycopg.AsyncConnection.connect(
-                            self.url, autocommit=True
-                        )
+                        sender = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
+                        if self._stopped:  # stopped while connecting
+                            await sender.close()
+                            return
+                        self._sender = sender
                     async with self._sender.pipeline():
                         for payload in payloads:
                             await self._sender.execute(
