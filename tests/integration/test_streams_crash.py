@@ -1,0 +1,122 @@
+"""A publisher killed mid-publish loses nothing, and repeats an event only with its id.
+
+A real `wasync webhooks deliver` process publishes a queue of events to a real broker;
+it is SIGKILLed while events are in flight, and a second process finishes the queue.
+Every event must have arrived; an event published by the killed process but never
+marked done in the database is published again with the same id, and JetStream's
+duplicate window (the id as `Nats-Msg-Id`) keeps even that from its consumers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from wasync.config import Settings
+from wasync.delivery import admin
+from wasync.delivery.endpoints import DELIVERY_KINDS
+from wasync.delivery.worker import Delivery
+from wasync.jobs import queries as queue
+from wasync.outbox import Outbox
+from wasync.store.db import Database
+from wasync.store.schema import jobs
+from wasync.store.sessions import ensure_session
+
+from .brokers import Destination, destination
+from .webhooks_harness import FAST, avatar_data
+
+pytestmark = pytest.mark.slow
+
+EVENTS = 1500
+WASYNC = str(Path(sys.executable).parent / "wasync")
+
+
+async def _enqueue(db: Database, tmp_path: Path, url: str) -> None:
+    delivery = Delivery(Settings(data_dir=tmp_path, **FAST), db)
+    outbox = Outbox()
+    outbox.listen(delivery.recorder.on_outbox)
+    with db.write() as conn:
+        sid = ensure_session(conn, "default", "simulator")
+    await admin.add_endpoint(db, delivery.guard, "default", url, ["avatar"], secret=None)
+    delivery.endpoints.invalidate()
+    with db.write() as conn:  # one transaction: the whole queue is there before the worker
+        for i in range(EVENTS):
+            outbox.record(
+                conn, sid, "avatar", avatar_data(f"55119999{i:05d}@s.whatsapp.net", str(i))
+            )
+
+
+def _publisher(db: Database, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "WASYNC_DATA_DIR": str(tmp_path),
+        "WASYNC_DATABASE_URL": db.url,
+        "WASYNC_WEBHOOK_LEASE_SECONDS": "1.5",
+        "WASYNC_WEBHOOK_POLL_INTERVAL": "0.1",
+        "WASYNC_WEBHOOK_RETRY_BASE": "0.1",
+    }
+    return subprocess.Popen(
+        [WASYNC, "webhooks", "deliver", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+async def _arrived(dest: Destination) -> Counter[str]:
+    return Counter(g.json()["id"] for g in await dest.received())
+
+
+def _sent_ids(db: Database) -> set[str]:
+    with db.read() as conn:
+        rows = conn.execute(select(jobs).where(jobs.c.kind.in_(DELIVERY_KINDS)))
+        found = [queue.Job.from_row(r) for r in rows]
+    assert {j.state for j in found} == {"done"}
+    return {j.payload["envelope"]["id"] for j in found}
+
+
+@pytest.mark.parametrize("kind", ["nats", "rabbitmq", "redis"])
+async def test_sigkill_mid_publish_loses_nothing(
+    sqlite_url: str, tmp_path: Path, kind: str
+) -> None:
+    db = Database(sqlite_url)
+    db.migrate()
+    first: subprocess.Popen[str] | None = None
+    try:
+        async with destination(kind) as dest:
+            await _enqueue(db, tmp_path, dest.url())
+            first = _publisher(db, tmp_path)
+            deadline = time.monotonic() + 60
+            while sum((await _arrived(dest)).values()) < EVENTS // 10:
+                assert time.monotonic() < deadline, "the publisher published nothing"
+                await asyncio.sleep(0.02)
+            first.send_signal(signal.SIGKILL)
+            first.communicate(timeout=30)
+            before = await _arrived(dest)
+            assert len(before) < EVENTS  # it really died mid-way
+
+            second = _publisher(db, tmp_path, "--until-idle")
+            _, err = await asyncio.to_thread(second.communicate, timeout=120)
+            assert second.returncode == 0, err
+            after = await _arrived(dest)
+    finally:
+        if first is not None and first.poll() is None:
+            first.kill()
+            first.communicate(timeout=30)
+        ids = _sent_ids(db)
+        db.close()
+    assert len(ids) == EVENTS
+    assert set(after) == ids  # nothing lost
+    assert all(n in (1, 2) for n in after.values())  # a repeat only with its own id
+    if kind == "nats":
+        assert set(after.values()) == {1}  # JetStream dropped the re-sends by Nats-Msg-Id
