@@ -10,7 +10,6 @@ duplicate window (the id as `Nats-Msg-Id`) keeps even that from its consumers.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -21,56 +20,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from wasync.config import Settings
-from wasync.delivery import admin
 from wasync.delivery.endpoints import DELIVERY_KINDS
-from wasync.delivery.worker import Delivery
 from wasync.jobs import queries as queue
-from wasync.outbox import Outbox
 from wasync.store.db import Database
 from wasync.store.schema import jobs
-from wasync.store.sessions import ensure_session
 
 from .brokers import Destination, destination
-from .webhooks_harness import FAST, avatar_data
+from .delivery_processes import deliver, enqueue_avatars
 
 pytestmark = pytest.mark.slow
 
 EVENTS = 1500
 WASYNC = str(Path(sys.executable).parent / "wasync")
-
-
-async def _enqueue(db: Database, tmp_path: Path, url: str) -> None:
-    delivery = Delivery(Settings(data_dir=tmp_path, **FAST), db)
-    outbox = Outbox()
-    outbox.listen(delivery.recorder.on_outbox)
-    with db.write() as conn:
-        sid = ensure_session(conn, "default", "simulator")
-    await admin.add_endpoint(db, delivery.guard, "default", url, ["avatar"], secret=None)
-    delivery.endpoints.invalidate()
-    with db.write() as conn:  # one transaction: the whole queue is there before the worker
-        for i in range(EVENTS):
-            outbox.record(
-                conn, sid, "avatar", avatar_data(f"55119999{i:05d}@s.whatsapp.net", str(i))
-            )
-
-
-def _publisher(db: Database, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "WASYNC_DATA_DIR": str(tmp_path),
-        "WASYNC_DATABASE_URL": db.url,
-        "WASYNC_WEBHOOK_LEASE_SECONDS": "1.5",
-        "WASYNC_WEBHOOK_POLL_INTERVAL": "0.1",
-        "WASYNC_WEBHOOK_RETRY_BASE": "0.1",
-    }
-    return subprocess.Popen(
-        [WASYNC, "webhooks", "deliver", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 async def _arrived(dest: Destination) -> Counter[str]:
@@ -94,8 +55,8 @@ async def test_sigkill_mid_publish_loses_nothing(
     first: subprocess.Popen[str] | None = None
     try:
         async with destination(kind) as dest:
-            await _enqueue(db, tmp_path, dest.url())
-            first = _publisher(db, tmp_path)
+            await enqueue_avatars(db, tmp_path, dest.url(), EVENTS, secret=None)
+            first = deliver(db, tmp_path)
             deadline = time.monotonic() + 60
             while sum((await _arrived(dest)).values()) < EVENTS // 10:
                 assert time.monotonic() < deadline, "the publisher published nothing"
@@ -105,7 +66,7 @@ async def test_sigkill_mid_publish_loses_nothing(
             before = await _arrived(dest)
             assert len(before) < EVENTS  # it really died mid-way
 
-            second = _publisher(db, tmp_path, "--until-idle")
+            second = deliver(db, tmp_path, "--until-idle")
             _, err = await asyncio.to_thread(second.communicate, timeout=120)
             assert second.returncode == 0, err
             after = await _arrived(dest)

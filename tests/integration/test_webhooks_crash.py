@@ -6,7 +6,7 @@ receiver answers slowly, so deliveries are in flight when the signal arrives.
 
 from __future__ import annotations
 
-import os
+import asyncio
 import signal
 import subprocess
 import sys
@@ -17,14 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from wasync.config import Settings
-from wasync.delivery.worker import Delivery
-from wasync.outbox import Outbox
 from wasync.store.db import Database
-from wasync.store.sessions import ensure_session
 
+from .delivery_processes import deliver, enqueue_avatars
 from .delivery_servers import Script, WebhookReceiver, running
-from .webhooks_harness import FAST, SECRET, avatar_data
+from .webhooks_harness import SECRET
 
 pytestmark = pytest.mark.slow
 
@@ -39,43 +36,19 @@ def receiver() -> Iterator[WebhookReceiver]:
         yield server
 
 
-def enqueue_avatars(db: Database, tmp_path: Path, url: str) -> None:
-    """What the avatar worker does, EVENTS times: rows and outbox in one transaction."""
-    import asyncio
-
-    from wasync.delivery import admin
-
-    delivery = Delivery(Settings(data_dir=tmp_path, **FAST), db)
-    outbox = Outbox()
-    outbox.listen(delivery.recorder.on_outbox)
-    with db.write() as conn:
-        sid = ensure_session(conn, "default", "simulator")
-    asyncio.run(admin.add_endpoint(db, delivery.guard, "default", url, ["avatar"], secret=SECRET))
-    delivery.endpoints.invalidate()
-    for i in range(EVENTS):
-        with db.write() as conn:
-            outbox.record(
-                conn, sid, "avatar", avatar_data(f"55119999{i:05d}@s.whatsapp.net", str(i))
-            )
+def enqueue(db: Database, tmp_path: Path, url: str) -> None:
+    asyncio.run(enqueue_avatars(db, tmp_path, url, EVENTS, SECRET))
 
 
 def worker(db: Database, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "WASYNC_DATA_DIR": str(tmp_path),
-        "WASYNC_DATABASE_URL": db.url,
-        "WASYNC_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
-        "WASYNC_WEBHOOK_CONCURRENCY": str(CONCURRENCY),
-        "WASYNC_WEBHOOK_LEASE_SECONDS": "1.5",
-        "WASYNC_WEBHOOK_POLL_INTERVAL": "0.1",
-        "WASYNC_WEBHOOK_RETRY_BASE": "0.1",
-    }
-    return subprocess.Popen(
-        [WASYNC, "webhooks", "deliver", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    return deliver(
+        db,
+        tmp_path,
+        *args,
+        env={
+            "WASYNC_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
+            "WASYNC_WEBHOOK_CONCURRENCY": str(CONCURRENCY),
+        },
     )
 
 
@@ -101,7 +74,7 @@ def all_done(db: Database) -> bool:
 def test_sigkill_mid_delivery_loses_nothing(
     db: Database, tmp_path: Path, receiver: WebhookReceiver
 ) -> None:
-    enqueue_avatars(db, tmp_path, receiver.script("/slow", Script(delay=0.3)))
+    enqueue(db, tmp_path, receiver.script("/slow", Script(delay=0.3)))
     first = worker(db, tmp_path)
     wait_for(lambda: len(receiver.on("/slow")) >= CONCURRENCY + 2)
     first.send_signal(signal.SIGKILL)
@@ -126,7 +99,7 @@ def test_sigkill_mid_delivery_loses_nothing(
 def test_sigterm_finishes_in_hand_deliveries_and_repeats_none(
     db: Database, tmp_path: Path, receiver: WebhookReceiver
 ) -> None:
-    enqueue_avatars(db, tmp_path, receiver.script("/slow", Script(delay=0.3)))
+    enqueue(db, tmp_path, receiver.script("/slow", Script(delay=0.3)))
     first = worker(db, tmp_path)
     wait_for(lambda: len(receiver.on("/slow")) >= CONCURRENCY + 2)
     first.send_signal(signal.SIGTERM)
