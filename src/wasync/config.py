@@ -200,7 +200,10 @@ class Settings(BaseSettings):
         "loopback, private, link-local or metadata addresses, e.g. 10.0.0.0/8; default: none.",
     )
     webhook_timeout: float = Field(
-        default=10.0, gt=0, description="Seconds a webhook receiver has to answer."
+        default=10.0,
+        gt=0,
+        description="Seconds a webhook receiver has to answer in full (a deadline for the "
+        "whole try, not per read).",
     )
     webhook_max_attempts: int = Field(
         default=10, ge=1, description="Tries of a delivery before it is dead-lettered."

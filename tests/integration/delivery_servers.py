@@ -41,6 +41,7 @@ class Script:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     delay: float = 0.0
+    trickle: float = 0.0  # > 0: the body is sent one byte every `trickle` seconds
 
 
 class _Server(ThreadingHTTPServer):
@@ -94,7 +95,17 @@ class _Base:
                     self.send_header(k, v)
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
-                self.wfile.write(answer)
+                trickle = owner.trickle(got)
+                if not trickle:
+                    self.wfile.write(answer)
+                    return
+                try:  # a byte at a time: every read gets data, the answer never ends
+                    for byte in answer:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(trickle)
+                except OSError:
+                    self.close_connection = True  # the sender gave up
 
         self._server = _Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(
@@ -117,6 +128,9 @@ class _Base:
 
     def answer(self, got: Received) -> tuple[int, dict[str, str], bytes, float]:
         raise NotImplementedError
+
+    def trickle(self, got: Received) -> float:
+        return 0.0
 
     def on(self, path: str) -> list[Received]:
         with self.lock:
@@ -145,6 +159,9 @@ class WebhookReceiver(_Base):
             self._count[got.path] = n + 1
         status = script.statuses[n] if n < len(script.statuses) else script.then
         return status, script.headers, script.body, script.delay
+
+    def trickle(self, got: Received) -> float:
+        return self.scripts.get(got.path, Script()).trickle
 
 
 class _Headers(dict[str, str]):

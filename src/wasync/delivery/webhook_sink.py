@@ -5,12 +5,15 @@
 - any other 4xx: the receiver refuses this event for good (410 Gone: it stopped
   listening); retrying would not help, so the delivery is dead-lettered at once.
 - 3xx other than 307/308: misconfigured URL; dead-lettered with the redirect target.
-- no connection, DNS failure, timeout: try again later.
+- no connection, DNS failure, timeout: try again later. The timeout is a total
+  deadline for the whole try (connect, send, answer, redirects), not per read: a
+  receiver that trickles its answer a byte at a time cannot hold a slot for longer.
 - a target the SSRF guard refuses: dead-lettered (configuration must change).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -53,9 +56,16 @@ def judge(answer: http.Answer, who: str = "the endpoint") -> Outcome:
 async def send(
     client: httpx.AsyncClient, url: str, **request: Any
 ) -> tuple[http.Answer | None, Outcome | None]:
-    """POST through the guarded client; (answer, None) or (None, the failed outcome)."""
+    """POST through the guarded client; (answer, None) or (None, the failed outcome).
+
+    The whole try must end within the client's timeout (httpx's own timeouts are per
+    read, which a trickling receiver never trips)."""
+    deadline = client.timeout.read or 10.0
     try:
-        return await http.post(client, url, **request), None
+        async with asyncio.timeout(deadline):
+            return await http.post(client, url, **request), None
+    except TimeoutError:
+        return None, Unreachable(f"no full answer from {http.redact_url(url)} in {deadline:g} s")
     except (UnsafeTarget, InvalidURL, http.RedirectLoop) as exc:
         return None, Retry(str(exc), permanent=True)
     except UnresolvableTarget as exc:

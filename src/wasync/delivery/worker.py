@@ -132,6 +132,10 @@ class DeliveryService:
         self._watch: asyncio.Task[None] | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._runtime: Runtime | None = None
+        # Tries under way, by endpoint: cancelled when their endpoint is removed, so
+        # a deleted slow receiver gives its slots back at once.
+        self._flights: dict[int, set[asyncio.Task[Outcome]]] = {}
+        self.cancelled_tries = 0
 
     async def start(self, runtime: Runtime) -> None:
         settings = self.delivery.settings
@@ -185,15 +189,22 @@ class DeliveryService:
         pass
 
     async def endpoints_changed(self) -> None:
-        """Endpoints were added or removed here: drop removed ones' connections now."""
+        """Endpoints were added or removed here: stop removed ones' tries and drop
+        their connections now."""
         self.delivery.endpoints.invalidate()
         await self._retain_publishers()
 
     async def _retain_publishers(self) -> None:
-        if self.publishers is None or len(self.publishers) == 0:
+        has_publishers = self.publishers is not None and len(self.publishers) > 0
+        if not has_publishers and not self._flights:
             return
         ids = await asyncio.to_thread(self._endpoint_ids)
-        await self.publishers.retain(ids)
+        for endpoint_id, flights in list(self._flights.items()):
+            if endpoint_id not in ids:
+                for task in flights:
+                    task.cancel()
+        if self.publishers is not None and has_publishers:
+            await self.publishers.retain(ids)
 
     def _endpoint_ids(self) -> set[int]:
         with self.delivery.db.read() as conn:
@@ -246,11 +257,29 @@ class DeliveryService:
         envelope = job.payload.get("envelope")
         if not isinstance(envelope, dict) or "id" not in envelope:
             return Retry("malformed delivery (no envelope)", permanent=True)
+        flights = self._flights.setdefault(endpoint.id, set())
+        task = asyncio.create_task(self._try(endpoint, envelope, job.attempts))
+        flights.add(task)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # this handler itself is cancelled (shutdown): not ours to judge
+            self.cancelled_tries += 1
+            return Done()  # its endpoint was removed: nobody to deliver to
+        finally:
+            flights.discard(task)
+            if not flights and self._flights.get(endpoint.id) is flights:
+                del self._flights[endpoint.id]
+
+    async def _try(self, endpoint: E.Endpoint, envelope: dict[str, Any], attempt: int) -> Outcome:
+        assert self.client is not None
         if endpoint.kind == "discord":
             return await self._discord(endpoint, envelope)
         if E.is_broker(endpoint.kind):
             return await self._publish(endpoint, envelope)
-        return await webhook_sink.deliver(self.client, endpoint, envelope, job.attempts)
+        return await webhook_sink.deliver(self.client, endpoint, envelope, attempt)
 
     async def _publish(self, endpoint: E.Endpoint, envelope: dict[str, Any]) -> Outcome:
         # One job, one event for now; `Publishers.publish` takes a batch.
