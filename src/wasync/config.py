@@ -223,6 +223,18 @@ class Settings(BaseSettings):
         description="Deliveries to one endpoint in flight at once, per process: a slow "
         "endpoint cannot take every slot from the others.",
     )
+    webhook_circuit_failures: int = Field(
+        default=5,
+        ge=0,
+        description="Failed tries in a row after which an endpoint is left alone for a "
+        "while (its deliveries wait untried); 0: never.",
+    )
+    webhook_circuit_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds an endpoint is first left alone after failing; doubled each "
+        "time it fails again on its first try back, up to 10 minutes.",
+    )
     webhook_lease_seconds: float = Field(
         default=60.0,
         gt=0,

@@ -8,8 +8,10 @@ slow endpoint must stop its tries at once.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,3 +71,28 @@ async def test_a_trickling_receiver_times_out_whole_and_the_healthy_one_gets_eve
         await h.service.endpoints_changed()
         await eventually(lambda: slow.id not in h.service._flights, within=5)
         assert h.service.cancelled_tries >= 1
+
+
+async def test_an_endpoint_that_keeps_failing_is_left_alone_without_burning_tries(
+    db: Database, tmp_path: Path, receiver: WebhookReceiver
+) -> None:
+    settings = {"webhook_circuit_failures": 3, "webhook_circuit_seconds": 120}
+    async with started(db, tmp_path, **settings) as h:
+        down = await h.endpoint(receiver.script("/down", Script(then=503)), ["avatar"])
+        up = await h.endpoint(receiver.script("/up", Script()), ["contact"])
+        for i in range(10):
+            h.record("avatar", avatar_data(f"5511000{i:04d}@s.whatsapp.net", str(i)))
+        for i in range(10):
+            h.record("contact", {"jid": f"5511111{i:04d}@s.whatsapp.net"})
+
+        def of(endpoint_id: int) -> list[Any]:
+            return [j for j in h.deliveries() if j.payload.get("endpoint") == endpoint_id]
+
+        await eventually(lambda: all(j.state == "done" for j in of(up.id)), within=30)
+        # Every queued delivery of the failing endpoint was looked at and put back...
+        await eventually(lambda: all(j.run_at > time.time() + 60 for j in of(down.id)), within=30)
+        # ... after three failed tries in a row (and the one other already under way
+        # then: two go to an endpoint at once), not ten times the retries.
+        assert 3 <= len(receiver.on("/down")) <= 4
+        assert sum(j.attempts for j in of(down.id)) == len(receiver.on("/down"))
+        assert all(j.state == "queued" for j in of(down.id))  # none dead-lettered

@@ -26,6 +26,7 @@ FAST = {
     "webhook_retry_max": 0.2,
     "webhook_poll_interval": 0.05,
     "webhook_timeout": 5.0,
+    "webhook_circuit_seconds": 0.2,
 }
 
 

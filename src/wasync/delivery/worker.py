@@ -25,6 +25,7 @@ from wasync.bus import BusEvent
 from wasync.config import Settings
 from wasync.delivery import discord, webhook_sink
 from wasync.delivery import endpoints as E
+from wasync.delivery.circuit import Circuit
 from wasync.delivery.config_file import check_targets, read_specs
 from wasync.delivery.enqueue import enqueue_events
 from wasync.delivery.envelope import Event
@@ -36,7 +37,7 @@ from wasync.delivery.streams.publisher import Failed, PublishResult, StreamSetti
 from wasync.delivery.topics import PING
 from wasync.jobs import queries as queue
 from wasync.jobs.kinds import JobKind
-from wasync.jobs.outcome import Done, Retry
+from wasync.jobs.outcome import Defer, Done, Retry
 from wasync.jobs.outcome import JobOutcome as Outcome
 from wasync.jobs.policy import RetryPolicy
 from wasync.store.db import Database
@@ -136,6 +137,7 @@ class DeliveryService:
         # a deleted slow receiver gives its slots back at once.
         self._flights: dict[int, set[asyncio.Task[Outcome]]] = {}
         self.cancelled_tries = 0
+        self._circuits: dict[int, Circuit] = {}  # by endpoint
 
     async def start(self, runtime: Runtime) -> None:
         settings = self.delivery.settings
@@ -196,9 +198,11 @@ class DeliveryService:
 
     async def _retain_publishers(self) -> None:
         has_publishers = self.publishers is not None and len(self.publishers) > 0
-        if not has_publishers and not self._flights:
+        if not has_publishers and not self._flights and not self._circuits:
             return
         ids = await asyncio.to_thread(self._endpoint_ids)
+        for endpoint_id in set(self._circuits) - ids:
+            del self._circuits[endpoint_id]
         for endpoint_id, flights in list(self._flights.items()):
             if endpoint_id not in ids:
                 for task in flights:
@@ -257,11 +261,30 @@ class DeliveryService:
         envelope = job.payload.get("envelope")
         if not isinstance(envelope, dict) or "id" not in envelope:
             return Retry("malformed delivery (no envelope)", permanent=True)
+        circuit = self._circuit(endpoint.id)
+        closed_at = circuit.open_until(time.time())
+        if closed_at is not None:
+            until = time.strftime("%H:%M:%S", time.localtime(closed_at))
+            why = f"{circuit.reason} (the endpoint keeps failing: next try {until})"
+            return Defer(closed_at, why)
         flights = self._flights.setdefault(endpoint.id, set())
         task = asyncio.create_task(self._try(endpoint, envelope, job.attempts))
         flights.add(task)
         try:
-            return await task
+            outcome = await task
+            if isinstance(outcome, Done):
+                circuit.succeeded()
+            elif (
+                isinstance(outcome, Retry)
+                and not outcome.permanent
+                and circuit.failed(time.time(), outcome.error)
+            ):
+                log.warning(
+                    "endpoint %s keeps failing; leaving it alone until %s",
+                    endpoint.id,
+                    time.strftime("%H:%M:%S", time.localtime(circuit.until)),
+                )
+            return outcome
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
@@ -272,6 +295,14 @@ class DeliveryService:
             flights.discard(task)
             if not flights and self._flights.get(endpoint.id) is flights:
                 del self._flights[endpoint.id]
+
+    def _circuit(self, endpoint_id: int) -> Circuit:
+        found = self._circuits.get(endpoint_id)
+        if found is None:
+            settings = self.delivery.settings
+            found = Circuit(settings.webhook_circuit_failures, settings.webhook_circuit_seconds)
+            self._circuits[endpoint_id] = found
+        return found
 
     async def _try(self, endpoint: E.Endpoint, envelope: dict[str, Any], attempt: int) -> Outcome:
         assert self.client is not None
