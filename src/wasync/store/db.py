@@ -10,6 +10,7 @@ read-only one.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -78,6 +79,12 @@ def _redacted(url: str) -> str:
         return "<unparseable URL>"
 
 
+def _dispose(writer: Engine, reader: Engine) -> None:
+    writer.dispose()
+    if reader is not writer:
+        reader.dispose()
+
+
 class Database:
     """One database: a write path and a read path over SQLAlchemy engines.
 
@@ -115,6 +122,10 @@ class Database:
             )
             self._reader = self._writer
         self._commit_listeners: dict[str, list[CommitListener]] = {}
+        # A Database dropped without close() still gives its connections back, instead
+        # of leaving them to the garbage collector (which warns, and on PostgreSQL keeps
+        # server connections until it runs).
+        self._disposer = weakref.finalize(self, _dispose, self._writer, self._reader)
 
     # After-commit announcements (see `announce`).
 
@@ -179,20 +190,24 @@ class Database:
                 connect_args={"check_same_thread": False},
             )
 
+        # Computed here, not in the listener: a listener that held `self` would keep
+        # this Database alive from its engine (see the finalizer in __init__).
+        in_memory = self._in_memory(database)
+
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             # Take transaction control from pysqlite so BEGIN is ours to choose.
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-            if not self._in_memory(database):
+            if not in_memory:
                 cur.execute("PRAGMA journal_mode = WAL")
             cur.execute("PRAGMA synchronous = NORMAL")
             cur.execute("PRAGMA foreign_keys = ON")
             if immediate:
                 cur.execute(f"PRAGMA cache_size = -{SQLITE_WRITER_CACHE_KIB}")
             cur.close()
-            if not self._in_memory(database):
+            if not in_memory:
                 # Left by an earlier release (or a crash) with a wider mode.
                 for suffix in ("-wal", "-shm"):
                     tighten(Path(f"{database}{suffix}").expanduser(), PRIVATE_FILE)
@@ -247,9 +262,9 @@ class Database:
             raise StoreError(f"cannot open the database {_redacted(self.url)}: {reason}") from exc
 
     def close(self) -> None:
-        self._writer.dispose()
-        if self._reader is not self._writer:
-            self._reader.dispose()
+        # Not the finalizer itself (it runs once): a closed engine can be used again,
+        # and a later close() must give those connections back too.
+        _dispose(self._writer, self._reader)
 
     def __repr__(self) -> str:
         return f"Database({_redacted(self.url)})"
