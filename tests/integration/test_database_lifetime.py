@@ -31,5 +31,6 @@ async def test_a_dropped_database_closes_its_connections(pg_schema_url: str) -> 
                 return found.scalar_one() == 0
 
         await eventually(gone, within=10)
+        assert gone()
     finally:
         admin.dispose()
