@@ -194,9 +194,10 @@ class DeliveryService:
         """Endpoints were added or removed here: stop removed ones' tries and drop
         their connections now."""
         self.delivery.endpoints.invalidate()
-        await self._retain_publishers()
+        await self._forget_removed_endpoints()
 
-    async def _retain_publishers(self) -> None:
+    async def _forget_removed_endpoints(self) -> None:
+        """Cancel removed endpoints' tries, drop their circuits and connections."""
         has_publishers = self.publishers is not None and len(self.publishers) > 0
         if not has_publishers and not self._flights and not self._circuits:
             return
@@ -220,7 +221,7 @@ class DeliveryService:
         while True:
             await asyncio.sleep(REAP_INTERVAL)
             try:
-                await self._retain_publishers()
+                await self._forget_removed_endpoints()
                 if self.publishers is not None:
                     await self.publishers.close_idle()
             except Exception:
