@@ -10,20 +10,21 @@ arrived:
 - `client_pipelined`: the client alone at its own best: NATS `publish_async` with the
   acks awaited per batch, aio-pika `Exchange.publish` gathered per batch, redis-py
   one pipeline per batch;
-- `wasync`: `Publisher.publish_many` per batch (what a delivery endpoint runs).
+- `wasync`: `Publisher.publish_many` per batch (the publisher alone);
+- `wasync_jobs`: the whole delivery path: the events queued as delivery jobs in a
+  fresh database (SQLite unless `--database`), then a runtime with the delivery
+  service started and timed until the consumer has them all: claims, publishes
+  and "done" writes through the jobs table, `WASYNC_STREAM_BATCH` events at a time.
 
 Every variant has the same guarantees: JetStream acks with `Nats-Msg-Id`; RabbitMQ
 persistent messages with publisher confirms into a durable topic exchange; Redis
 `XADD ... MAXLEN ~`. The consumer is another process (started first, so that it
 counts from the first event); events/s = N / (last arrival - first publish).
-Each figure is the median of `--rounds` runs. Ratios compare `wasync` with both
-client variants. Prints one JSON object; a broker that does not answer is reported
-as skipped.
+Each figure is the median of `--rounds` runs. Ratios compare `wasync` and
+`wasync_jobs` with both client variants. Prints one JSON object; a broker that does
+not answer is reported as skipped.
 
-This measures the publishers directly; the path through the jobs table is the
-delivery runner's to measure.
-
-    python bench/streams.py --events 20000 --batch 500
+    python bench/streams.py --events 20000 --batch 500 [--database postgresql://...]
 """
 
 from __future__ import annotations
@@ -32,14 +33,17 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from wasync.config import Settings
 from wasync.delivery.envelope import Event, body_of
 from wasync.delivery.streams.pool import publisher_for
 from wasync.delivery.streams.publisher import Published, StreamSettings
@@ -55,22 +59,24 @@ MAXLEN = 1_000_000
 CONSUMER_TIMEOUT = 120.0
 
 
-def envelopes(n: int) -> list[dict[str, Any]]:
+def events(n: int) -> list[Event]:
     chats = max(10, n // 200)
     net = Network(
         NetworkConfig(seed=7, contacts=chats, groups=2, individual_chats=chats - 2, messages=n)
     )
-    out: list[dict[str, Any]] = []
+    out: list[Event] = []
     for chat in net.chat_jids():
         for m in net.messages(chat):
             k = m.key
             data = {"session": "bench", **message_data(m)}
             out.append(
-                Event.of_fact(
-                    "bench", "message", data, k.chat_jid, k.sender_jid, k.message_id
-                ).envelope()
+                Event.of_fact("bench", "message", data, k.chat_jid, k.sender_jid, k.message_id)
             )
     return out[:n]
+
+
+def envelopes(n: int) -> list[dict[str, Any]]:
+    return [e.envelope() for e in events(n)]
 
 
 def endpoint_url(kind: str, name: str) -> str:
@@ -282,6 +288,48 @@ async def wasync_publisher(kind: str, name: str, sent: list[dict[str, Any]], bat
         await publisher.close()
 
 
+async def wasync_jobs(
+    kind: str, name: str, queued: list[Event], batch: int, database: str | None
+) -> None:
+    """The delivery path: `queued` as jobs first, then a runtime delivering them."""
+    from wasync.delivery import admin, install
+    from wasync.delivery.worker import Delivery
+    from wasync.runtime import Runtime
+    from wasync.store.db import Database
+    from wasync.store.sessions import ensure_session
+
+    tmp = tempfile.mkdtemp(prefix="wasync-bench-")  # removed once counted (run_once)
+    settings = Settings(
+        data_dir=tmp,
+        database_url=database,
+        stream_batch=batch,
+        stream_timeout=60.0,
+        stream_redis_maxlen=MAXLEN,
+        webhook_poll_interval=0.05,
+    )
+    db = Database(settings.resolved_database_url())
+    db.migrate()
+    try:
+        delivery = Delivery(settings, db)
+        with db.write() as conn:
+            ensure_session(conn, "bench", "simulator")
+        url = endpoint_url(kind, name)
+        await admin.add_endpoint(db, delivery.guard, "bench", url, ["message"])
+        for start in range(0, len(queued), 5000):
+            delivery.enqueue("bench", queued[start : start + 5000])
+    finally:
+        db.close()
+    runtime = Runtime(settings)
+    install(runtime)
+    t = time.monotonic()
+    await runtime.start()
+    _started[name] = t
+    _runtimes[name] = (runtime, tmp)
+
+
+_runtimes: dict[str, Any] = {}  # runtimes still delivering, stopped once counted
+
+
 async def cleanup(kind: str, name: str) -> None:
     if kind == "nats":
         import nats
@@ -305,9 +353,16 @@ async def cleanup(kind: str, name: str) -> None:
         await client.aclose()
 
 
-async def run_once(kind: str, variant: str, sent: list[dict[str, Any]], batch: int) -> float:
+async def run_once(
+    kind: str,
+    variant: str,
+    queued: list[Event],
+    sent: list[dict[str, Any]],
+    batch: int,
+    database: str | None,
+) -> float:
     name = f"bench{uuid.uuid4().hex[:10]}"
-    if kind == "nats" and variant == "wasync":
+    if kind == "nats" and variant in ("wasync", "wasync_jobs"):
         # The publisher creates its stream on connect; make it now, as the client does,
         # so both start from the same state.
         import nats
@@ -319,11 +374,17 @@ async def run_once(kind: str, variant: str, sent: list[dict[str, Any]], batch: i
     try:
         if variant == "wasync":
             await wasync_publisher(kind, name, sent, batch)
+        elif variant == "wasync_jobs":
+            await wasync_jobs(kind, name, queued, batch, database)
         else:
             await CLIENTS[kind](name, sent, batch, variant == "client_loop")
         got = await asyncio.to_thread(consumer.result)
     finally:
         consumer.proc.kill() if consumer.proc.poll() is None else None
+        running = _runtimes.pop(name, None)
+        if running is not None:
+            await running[0].stop()
+            shutil.rmtree(running[1], ignore_errors=True)
         await cleanup(kind, name)
     if got["count"] < len(sent):
         raise RuntimeError(f"{kind}/{variant}: the consumer counted {got['count']} of {len(sent)}")
@@ -348,12 +409,16 @@ async def reachable(kind: str) -> str | None:
     return None
 
 
-async def bench(kinds: list[str], n: int, batch: int, rounds: int) -> dict[str, Any]:
-    sent = envelopes(n)
+async def bench(
+    kinds: list[str], n: int, batch: int, rounds: int, database: str | None
+) -> dict[str, Any]:
+    queued = events(n)
+    sent = [e.envelope() for e in queued]
     out: dict[str, Any] = {
         "events": len(sent),
         "batch": batch,
         "rounds": rounds,
+        "jobs_database": "postgresql" if database else "sqlite",
         "envelope_bytes": round(statistics.mean(len(body_of(e)) for e in sent)),
         "brokers": {},
     }
@@ -362,15 +427,20 @@ async def bench(kinds: list[str], n: int, batch: int, rounds: int) -> dict[str, 
         if why_not is not None:
             out["brokers"][kind] = {"skipped": why_not}
             continue
-        rates: dict[str, list[float]] = {"client_loop": [], "client_pipelined": [], "wasync": []}
+        variants = ("client_loop", "client_pipelined", "wasync", "wasync_jobs")
+        rates: dict[str, list[float]] = {v: [] for v in variants}
         for _ in range(rounds):
             for variant in rates:  # interleaved, so a busy moment hits all variants alike
-                rates[variant].append(await run_once(kind, variant, sent, batch))
+                rates[variant].append(await run_once(kind, variant, queued, sent, batch, database))
         med = {k: statistics.median(v) for k, v in rates.items()}
         out["brokers"][kind] = {
             **{f"{k}_events_per_s": round(v) for k, v in med.items()},
             "wasync_vs_client_loop": round(med["wasync"] / med["client_loop"], 2),
             "wasync_vs_client_pipelined": round(med["wasync"] / med["client_pipelined"], 2),
+            "wasync_jobs_vs_client_loop": round(med["wasync_jobs"] / med["client_loop"], 2),
+            "wasync_jobs_vs_client_pipelined": round(
+                med["wasync_jobs"] / med["client_pipelined"], 2
+            ),
             "all_runs": {k: [round(r) for r in v] for k, v in rates.items()},
         }
     return out
@@ -382,6 +452,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--brokers", default="nats,rabbitmq,redis")
+    parser.add_argument(
+        "--database", default=None, help="jobs database of `wasync_jobs` (default: SQLite)"
+    )
     parser.add_argument("--consume", nargs=3, metavar=("KIND", "NAME", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.consume:
@@ -389,7 +462,8 @@ def main() -> None:
         print(json.dumps(asyncio.run(consume(kind, name, int(n)))), flush=True)
         return
     kinds = [k.strip() for k in args.brokers.split(",") if k.strip()]
-    print(json.dumps(asyncio.run(bench(kinds, args.events, args.batch, args.rounds)), indent=2))
+    result = asyncio.run(bench(kinds, args.events, args.batch, args.rounds, args.database))
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

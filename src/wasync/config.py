@@ -250,6 +250,13 @@ class Settings(BaseSettings):
         description="Seconds one publish to a broker has in all (connecting included) before "
         "its unacknowledged events are retried.",
     )
+    stream_batch: int = Field(
+        default=500,
+        ge=1,
+        le=10_000,
+        description="Events of one broker endpoint published per round trip (claimed, sent "
+        "and marked done together).",
+    )
     stream_nats_create: bool = Field(
         default=True,
         description="Create the JetStream stream of a nats:// endpoint when no stream stores "

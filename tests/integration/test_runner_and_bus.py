@@ -197,6 +197,72 @@ async def test_one_target_holds_at_most_its_share_of_the_slots(db: Database) -> 
     await runner.stop()
 
 
+async def test_batches_take_one_target_in_order_one_batch_at_a_time(db: Database) -> None:
+    """A batched kind (a broker endpoint) runs up to `batch` jobs of one target per call,
+    in the order they were enqueued: a target's next batch is claimed while one runs
+    (its cap), but handled only after it; a failed job of a batch is retried alone
+    while the rest are done."""
+    with db.write() as conn:
+        sid = ensure_session(conn, "s", "simulator")
+        for i in range(23):
+            for target in ("a", "b"):
+                queue.enqueue(
+                    conn, "pub", session_id=sid, unique_key=f"{target}{i}", target=target,
+                    payload={"n": i}, max_attempts=3,
+                )  # fmt: skip
+    calls: list[tuple[str, list[int]]] = []
+    in_flight: dict[str, int] = {"a": 0, "b": 0}
+    peak = {"a": 0, "b": 0}
+    failed_once: set[int] = set()
+
+    async def one(job: queue.Job) -> Outcome:  # pragma: no cover - batches only
+        raise AssertionError("a batched kind runs its batch handler")
+
+    async def batch(jobs: list[queue.Job]) -> list[Outcome]:
+        (target,) = {str(j.target) for j in jobs}
+        calls.append((target, [j.payload["n"] for j in jobs]))
+        in_flight[target] += 1
+        peak[target] = max(peak[target], in_flight[target])
+        await asyncio.sleep(0.01)
+        in_flight[target] -= 1
+        out: list[Outcome] = []
+        for j in jobs:
+            if target == "a" and j.payload["n"] == 7 and j.id not in failed_once:
+                failed_once.add(j.id)
+                out.append(Retry("not acknowledged"))
+            else:
+                out.append(Done())
+        return out
+
+    policy = RetryPolicy(max_attempts=3, base_delay=0.0, max_delay=0.0, jitter=0)
+    runner = JobRunner(db)
+    runner.register(
+        JobKind(
+            "pub", one, policy=policy, concurrency=4, per_session=False,
+            target_concurrency=2, batch_handler=batch, batch=10,
+        )
+    )  # fmt: skip
+    await runner.start()
+
+    def settled() -> bool:
+        with db.read() as conn:
+            c = queue.counts(conn, kind="pub")["pub"]
+        return c["done"] == 46
+
+    await eventually(settled)
+    await runner.stop()
+    assert peak == {"a": 1, "b": 1}  # a target's batches are handled one after the other
+    assert all(len(ns) <= 10 for _, ns in calls)
+    for target in ("a", "b"):
+        sent = [n for t, ns in calls if t == target for n in ns]
+        assert sorted(sent) == sorted([*range(23), *([7] if target == "a" else [])])
+        first_pass = [n for n in sent[:23] if n != 7 or target == "b"]
+        assert first_pass == sorted(first_pass)  # in the order they were enqueued
+    # Far fewer calls than jobs: batches really formed.
+    assert len(calls) <= 10
+    assert runner.processed["pub"] == 47
+
+
 async def test_an_idle_runner_does_not_look_at_the_table(db: Database) -> None:
     """Nothing due, nothing enqueued: no claim at all (idle costs nothing); a commit
     that enqueues wakes it at once."""

@@ -3,6 +3,7 @@ arrive exactly as the envelopes say; an unreachable broker loses nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -47,12 +48,20 @@ async def test_a_consumer_receives_every_event_of_a_sync_as_its_envelope(
         )
         await engine.push_live(40)
         await engine.drained()
-        await eventually(h.settled, within=30)
-        jobs = h.deliveries()
-        got = await dest.received()
+        # Until every delivery is done and has arrived (a broker confirms before its
+        # consumers see the message), and no new one came meanwhile (live events still
+        # committing).
+        async with asyncio.timeout(60):
+            while True:
+                await eventually(h.settled, within=30)
+                jobs = h.deliveries()
+                sent = {e["id"]: e for e in (j.payload["envelope"] for j in jobs)}
+                got = await dest.received()
+                if {g.json()["id"] for g in got} >= set(sent) and len(h.deliveries()) == len(jobs):
+                    break
+                await asyncio.sleep(0.05)
 
     assert {j.kind for j in jobs} == {kind} and {j.state for j in jobs} == {"done"}
-    sent = {e["id"]: e for e in (j.payload["envelope"] for j in jobs)}
     topics = Counter(e["event"] for e in sent.values())
     assert topics["message"] >= report.messages > 0
     assert topics["contact"] == len(net.contacts()) and topics["session.status"] == 1

@@ -135,7 +135,7 @@ class DeliveryService:
         self._runtime: Runtime | None = None
         # Tries under way, by endpoint: cancelled when their endpoint is removed, so
         # a deleted slow receiver gives its slots back at once.
-        self._flights: dict[int, set[asyncio.Task[Outcome]]] = {}
+        self._flights: dict[int, set[asyncio.Task[list[Outcome]]]] = {}
         self.cancelled_tries = 0
         self._circuits: dict[int, Circuit] = {}  # by endpoint
 
@@ -153,6 +153,9 @@ class DeliveryService:
 
         self.publishers = Publishers(self.delivery.stream_settings())
         for kind in E.DELIVERY_KINDS:
+            # Brokers take many events per round trip: their jobs run in batches of one
+            # endpoint (one claim, one publish_many, one statement marking them done).
+            broker = E.is_broker(kind)
             runtime.jobs.register(
                 JobKind(
                     kind,
@@ -163,6 +166,8 @@ class DeliveryService:
                     per_session=False,
                     target_concurrency=settings.webhook_endpoint_concurrency,
                     group="delivery",
+                    batch_handler=self.handle_batch if broker else None,
+                    batch=settings.stream_batch if broker else 1,
                 )
             )
         self._watch = asyncio.create_task(self._watch_bus(runtime), name="delivery-bus")
@@ -252,46 +257,56 @@ class DeliveryService:
         except Exception:
             log.exception("webhooks: could not enqueue a sync.progress event")
 
-    # The job handler.
+    # The job handlers.
 
     async def handle(self, job: queue.Job) -> Outcome:
+        (outcome,) = await self.handle_batch([job])
+        return outcome
+
+    async def handle_batch(self, jobs: list[queue.Job]) -> list[Outcome]:
+        """Deliver jobs of one endpoint (one job, or a broker's batch): one outcome each."""
         assert self.client is not None
-        endpoint = await asyncio.to_thread(self._endpoint, job.payload.get("endpoint"))
+        endpoint = await asyncio.to_thread(self._endpoint, jobs[0].payload.get("endpoint"))
         if endpoint is None:
-            return Done()  # removed since: nobody to deliver to
-        envelope = job.payload.get("envelope")
-        if not isinstance(envelope, dict) or "id" not in envelope:
-            return Retry("malformed delivery (no envelope)", permanent=True)
+            return [Done()] * len(jobs)  # removed since: nobody to deliver to
+        outcomes: list[Outcome | None] = [None] * len(jobs)
+        envelopes: list[dict[str, Any]] = []
+        for i, job in enumerate(jobs):
+            envelope = job.payload.get("envelope")
+            if isinstance(envelope, dict) and "id" in envelope:
+                envelopes.append(envelope)
+            else:
+                outcomes[i] = Retry("malformed delivery (no envelope)", permanent=True)
+        if not envelopes:
+            return [o or Done() for o in outcomes]
         circuit = self._circuit(endpoint.id)
         closed_at = circuit.open_until(time.time())
         if closed_at is not None:
             until = time.strftime("%H:%M:%S", time.localtime(closed_at))
             why = f"{circuit.reason} (the endpoint keeps failing: next try {until})"
-            return Defer(closed_at, why)
+            return [o or Defer(closed_at, why) for o in outcomes]
         flights = self._flights.setdefault(endpoint.id, set())
-        task = asyncio.create_task(self._try(endpoint, envelope, job.attempts))
+        task = asyncio.create_task(self._try(endpoint, envelopes, jobs[0].attempts))
         flights.add(task)
         try:
-            outcome = await task
-            if isinstance(outcome, Done):
+            tried = iter(await task)
+            done = [o or next(tried) for o in outcomes]
+            failures = [o for o in done if isinstance(o, Retry) and not o.permanent]
+            if not failures:
                 circuit.succeeded()
-            elif (
-                isinstance(outcome, Retry)
-                and not outcome.permanent
-                and circuit.failed(time.time(), outcome.error)
-            ):
+            elif circuit.failed(time.time(), failures[0].error):
                 log.warning(
                     "endpoint %s keeps failing; leaving it alone until %s",
                     endpoint.id,
                     time.strftime("%H:%M:%S", time.localtime(circuit.until)),
                 )
-            return outcome
+            return done
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 raise  # this handler itself is cancelled (shutdown): not ours to judge
             self.cancelled_tries += 1
-            return Done()  # its endpoint was removed: nobody to deliver to
+            return [Done()] * len(jobs)  # its endpoint was removed: nobody to deliver to
         finally:
             flights.discard(task)
             if not flights and self._flights.get(endpoint.id) is flights:
@@ -305,19 +320,21 @@ class DeliveryService:
             self._circuits[endpoint_id] = found
         return found
 
-    async def _try(self, endpoint: E.Endpoint, envelope: dict[str, Any], attempt: int) -> Outcome:
+    async def _try(
+        self, endpoint: E.Endpoint, envelopes: list[dict[str, Any]], attempt: int
+    ) -> list[Outcome]:
         assert self.client is not None
-        if endpoint.kind == "discord":
-            return await self._discord(endpoint, envelope)
+        if not envelopes:
+            return []
         if E.is_broker(endpoint.kind):
-            return await self._publish(endpoint, envelope)
-        return await webhook_sink.deliver(self.client, endpoint, envelope, attempt)
-
-    async def _publish(self, endpoint: E.Endpoint, envelope: dict[str, Any]) -> Outcome:
-        # One job, one event for now; `Publishers.publish` takes a batch.
-        assert self.publishers is not None
-        (result,) = await self.publishers.publish(endpoint.id, endpoint.url, [envelope])
-        return outcome_of(result)
+            assert self.publishers is not None
+            results = await self.publishers.publish(endpoint.id, endpoint.url, envelopes)
+            return [outcome_of(r) for r in results]
+        # HTTP targets take one event per request.
+        (envelope,) = envelopes
+        if endpoint.kind == "discord":
+            return [await self._discord(endpoint, envelope)]
+        return [await webhook_sink.deliver(self.client, endpoint, envelope, attempt)]
 
     def _endpoint(self, endpoint_id: Any) -> E.Endpoint | None:
         if not isinstance(endpoint_id, int):

@@ -14,6 +14,9 @@ from wasync.jobs.policy import RetryPolicy
 from wasync.jobs.queries import Job
 
 Handler = Callable[[Job], Awaitable[JobOutcome]]
+# Runs several jobs of one target at once (one broker round trip for many events):
+# answers one outcome per job, in order.
+BatchHandler = Callable[[list[Job]], Awaitable[list[JobOutcome]]]
 # Seconds until a job of this session may start (0: now; math.inf: not until woken,
 # e.g. while the session is offline). Called often: must not do I/O.
 Ready = Callable[[int], float]
@@ -38,6 +41,12 @@ class JobKind:
     # Kinds that share one concurrency budget per session name the same group (the
     # history kinds: the phone answers one request at a time).
     group: str | None = None
+    # With a batch handler, a slot takes up to `batch` due jobs of one target in one
+    # claim and runs them in one call. A target's batches (up to `target_concurrency`
+    # of them claimed at once, 1 if None) are handled one after the other in claim
+    # order, so its jobs go out in the order they were enqueued.
+    batch_handler: BatchHandler | None = None
+    batch: int = 1
 
     @property
     def budget(self) -> str:
@@ -46,5 +55,7 @@ class JobKind:
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ValueError(f"job kind {self.name}: concurrency must be at least 1")
+        if self.batch < 1:
+            raise ValueError(f"job kind {self.name}: the batch must be at least 1")
         if self.lease_seconds <= 0:
             raise ValueError(f"job kind {self.name}: the lease must be positive")

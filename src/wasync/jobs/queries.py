@@ -299,24 +299,79 @@ def claim(
     session_id: int | None = None,
     any_session: bool = True,
     exclude_targets: Sequence[str] = (),
+    target: str | None = None,
     now: float | None = None,
 ) -> list[Job]:
     """Lease up to `limit` due jobs of `kinds` (queued and due, or with an expired lease).
 
     `session_id` limits the claim to one session (with `any_session=False`, a None
-    `session_id` means jobs of no session). Call inside a write transaction
-    (`db.write()`); commit to make the claim visible.
+    `session_id` means jobs of no session); `target` to one target (a batch's). Call
+    inside a write transaction (`db.write()`); commit to make the claim visible.
     """
     now = time.time() if now is None else now
+    if target is not None:
+        # A batch's rest: queued jobs of one target in the order they were enqueued,
+        # read straight off the (state, kind, run_at) index, no sort (batched kinds
+        # enqueue without priorities). Expired leases come back through a plain claim.
+        pick = (
+            select(_j.id)
+            .where(
+                _j.state == JobState.QUEUED.value,
+                _j.kind.in_(list(kinds)),
+                _j.run_at <= now,
+                _j.target == target,
+            )
+            .order_by(_j.run_at, _j.id)
+            .limit(limit)
+        )
+        if session_id is not None:
+            pick = pick.where(_j.session_id == session_id)
+        return _lease(conn, pick, owner, lease_seconds, now)
     _expire_exhausted(conn, kinds, session_id, any_session, now)
-    pick = select(_j.id).where(_due(now), _j.kind.in_(list(kinds)))
-    if session_id is not None:
-        pick = pick.where(_j.session_id == session_id)
-    elif not any_session:
-        pick = pick.where(_j.session_id.is_(None))
-    if exclude_targets:
-        pick = pick.where(or_(_j.target.is_(None), _j.target.not_in(list(exclude_targets))))
-    pick = pick.order_by(_j.priority.desc(), _j.run_at, _j.id).limit(limit)
+
+    def narrowed(pick: Any) -> Any:
+        if session_id is not None:
+            pick = pick.where(_j.session_id == session_id)
+        elif not any_session:
+            pick = pick.where(_j.session_id.is_(None))
+        if exclude_targets:
+            pick = pick.where(or_(_j.target.is_(None), _j.target.not_in(list(exclude_targets))))
+        return pick.order_by(_j.priority.desc(), _j.run_at, _j.id).limit(limit)
+
+    # One pick per kind for the queued jobs, each read in order off ix_jobs_claim_order
+    # (one pick over several kinds sorts all their due rows), one for the expired leases
+    # (few rows); the first `limit` of them in claim order are leased.
+    picks = [
+        narrowed(
+            select(_j.id, _j.priority, _j.run_at).where(
+                _j.state == JobState.QUEUED.value, _j.kind == kind, _j.run_at <= now
+            )
+        )
+        for kind in kinds
+    ]
+    picks.append(
+        narrowed(
+            select(_j.id, _j.priority, _j.run_at).where(
+                _j.state == JobState.RUNNING.value,
+                _j.kind.in_(list(kinds)),
+                _j.lease_expires_at < now,
+            )
+        )
+    )
+    found: list[tuple[int, int, float]] = []
+    for pick in picks:
+        if conn.dialect.name == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        found += [(r.id, r.priority, r.run_at) for r in conn.execute(pick)]
+    if not found:
+        return []
+    found.sort(key=lambda f: (-f[1], f[2], f[0]))
+    ids = [f[0] for f in found[:limit]]
+    return _lease(conn, select(_j.id).where(_j.id.in_(ids)), owner, lease_seconds, now)
+
+
+def _lease(conn: Connection, pick: Any, owner: str, lease_seconds: float, now: float) -> list[Job]:
+    """Lease the jobs `pick` selects; they come back in claim order."""
     if conn.dialect.name == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
     stmt = (
@@ -373,21 +428,22 @@ def next_due(
 ) -> float | None:
     """When the next job of (kind, session) may be claimed: the earliest run_at of a
     queued one, or the lease expiry of one another worker runs; None when there is none."""
-    when = case(
-        (_j.state == JobState.QUEUED.value, _j.run_at),
-        else_=_j.lease_expires_at,
+    # Two reads, each a seek on an index (state, kind, ...): one over both states
+    # scanned every pending row of the kind.
+    queued = select(func.min(_j.run_at)).where(_j.state == JobState.QUEUED.value, _j.kind == kind)
+    leased = select(func.min(_j.lease_expires_at)).where(
+        _j.state == JobState.RUNNING.value, _j.kind == kind, _j.lease_owner != owner
     )
-    stmt = select(func.min(when)).where(
-        _j.kind == kind,
-        _j.state.in_(PENDING),
-        or_(_j.state == JobState.QUEUED.value, _j.lease_owner != owner),
-    )
-    if session_id is not None:
-        stmt = stmt.where(_j.session_id == session_id)
-    elif not any_session:
-        stmt = stmt.where(_j.session_id.is_(None))
-    found = conn.execute(stmt).scalar_one_or_none()
-    return float(found) if found is not None else None
+    times: list[float] = []
+    for stmt in (queued, leased):
+        if session_id is not None:
+            stmt = stmt.where(_j.session_id == session_id)
+        elif not any_session:
+            stmt = stmt.where(_j.session_id.is_(None))
+        found = conn.execute(stmt).scalar_one_or_none()
+        if found is not None:
+            times.append(float(found))
+    return min(times, default=None)
 
 
 def pending_sessions(
@@ -445,6 +501,33 @@ def complete(
         values["result"] = _dump(result)
     res = conn.execute(update(jobs).where(_owned(job_id, owner)).values(**values))
     return res.rowcount == 1
+
+
+def complete_many(
+    conn: Connection, job_ids: Sequence[int], owner: str, *, now: float | None = None
+) -> int:
+    """Mark a batch's jobs done in one statement per chunk; how many were still ours."""
+    now = time.time() if now is None else now
+    done = 0
+    for chunk in _chunks(job_ids):
+        res = conn.execute(
+            update(jobs)
+            .where(
+                _j.id.in_(list(chunk)),
+                _j.lease_owner == owner,
+                _j.state == JobState.RUNNING.value,
+            )
+            .values(
+                state=JobState.DONE.value,
+                lease_owner=None,
+                lease_expires_at=None,
+                last_error=None,
+                finished_at=now,
+                updated_at=now,
+            )
+        )
+        done += res.rowcount
+    return done
 
 
 def fail(

@@ -69,13 +69,13 @@ class _Budget:
 class _Want:
     lane: Lane
     free: int
-    targets: dict[str, int]  # jobs in flight per target of the lane's budget
+    targets: dict[str, int]  # slots in flight per target of the lane's budget
 
 
 @dataclass(slots=True)
 class _Claimed:
     lane: Lane
-    jobs: list[queue.Job]
+    jobs: list[list[queue.Job]]  # what each slot runs: one job, or a batch of one target
     failed: bool = False
     exhausted: bool = False  # fewer than asked: nothing more may be taken now
     next_due: float | None = None
@@ -84,10 +84,16 @@ class _Claimed:
 
 @dataclass(slots=True)
 class _Running:
-    job: queue.Job
+    """What one slot runs: a job, or a batch of jobs of one target (same kind)."""
+
+    jobs: list[queue.Job]
     kind: JobKind
     lane: Lane
     task: asyncio.Task[None] | None = None
+
+    @property
+    def first(self) -> queue.Job:
+        return self.jobs[0]
 
 
 class JobRunner:
@@ -119,6 +125,10 @@ class JobRunner:
         self._touched: set[Lane] = set()
         self._in_flight: Counter[Lane] = Counter()
         self._targets: Counter[tuple[str, str]] = Counter()
+        # Batches of one target run one after the other, in the order they were claimed
+        # (a FIFO lock taken as their task starts): the next batch is claimed while the
+        # one before is being sent, and still goes out after it.
+        self._serial: dict[tuple[str, str], tuple[asyncio.Lock, list[int]]] = {}
         self._running: dict[int, _Running] = {}
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -175,7 +185,7 @@ class JobRunner:
         tasks = [
             r.task
             for r in self._running.values()
-            if r.job.session_id == session_id
+            if r.first.session_id == session_id
             and r.kind.per_session
             and r.task is not None
             and r.task is not me  # a job that stops its own session (a command) goes on
@@ -381,8 +391,8 @@ class JobRunner:
     def _claimed(self, result: _Claimed, now: float) -> None:
         """Apply what a claim found (on the loop)."""
         lane = result.lane
-        for job in result.jobs:
-            self._launch(job)
+        for slot in result.jobs:
+            self._launch(slot)
         if result.failed:
             if lane in self._due:
                 self._set_due(lane, now + 1.0)
@@ -456,22 +466,26 @@ class JobRunner:
             )
 
         cap = kind.target_concurrency
-        if cap is None:
-            got = take(free, ())
+        batched = any(k.batch_handler is not None for k in budget.kinds)
+        got: list[list[queue.Job]]
+        if cap is None and not batched:
+            got = [[job] for job in take(free, ())]
         else:
-            # One at a time, so that no target passes its cap within this claim either.
+            # One slot at a time, so that no target passes its cap within this claim
+            # either (a batched target without a cap: one batch).
             got = []
             counts = Counter(want.targets)
-            skip = {t for t, n in counts.items() if n >= cap}
+            most = cap or 1
+            skip = {t for t, n in counts.items() if n >= most}
             while len(got) < free:
                 one = take(1, tuple(sorted(skip)))
                 if not one:
                     break
-                got += one
+                got.append(one + self._fill_batch(conn, one[0], now))
                 target = one[0].target
                 if target is not None:
                     counts[target] += 1
-                    if counts[target] >= cap:
+                    if counts[target] >= most:
                         skip.add(target)
         if len(got) >= free:
             return _Claimed(lane, got)
@@ -481,53 +495,94 @@ class JobRunner:
             for name in budget.names
         ]
         due = min((w for w in nxt if w is not None), default=None)
-        return _Claimed(lane, got, exhausted=True, next_due=due, capped=cap is not None)
+        return _Claimed(lane, got, exhausted=True, next_due=due, capped=cap is not None or batched)
+
+    def _fill_batch(self, conn: Connection, first: queue.Job, now: float) -> list[queue.Job]:
+        """More due jobs of `first`'s target, when its kind runs them in batches."""
+        kind = self.kinds.get(first.kind)
+        if kind is None or kind.batch_handler is None or kind.batch < 2 or first.target is None:
+            return []
+        return queue.claim(
+            conn,
+            (kind.name,),
+            self.owner,
+            lease_seconds=kind.lease_seconds,
+            limit=kind.batch - 1,
+            session_id=first.session_id if kind.per_session else None,
+            any_session=not kind.per_session,
+            target=first.target,
+            now=now,
+        )
 
     # Running one job.
 
-    def _launch(self, job: queue.Job) -> None:
+    def _launch(self, slot: list[queue.Job]) -> None:
+        job = slot[0]
         kind = self.kinds.get(job.kind)
         if kind is None:  # pragma: no cover - claim only asks for registered kinds
             return
         lane = self._lane_of(kind, job.session_id)
-        running = _Running(job, kind, lane)
+        running = _Running(slot, kind, lane)
         self._in_flight[lane] += 1
         if job.target is not None:
             self._targets[(kind.budget, job.target)] += 1
         self._running[job.id] = running
         running.task = asyncio.create_task(self._run(running), name=f"job-{job.kind}-{job.id}")
 
+    async def _outcomes(self, running: _Running) -> list[JobOutcome]:
+        kind, jobs = running.kind, running.jobs
+        if kind.batch_handler is not None:
+            target = jobs[0].target
+            if target is None:
+                outcomes = await kind.batch_handler(jobs)
+            else:
+                key = (kind.budget, target)
+                lock, users = self._serial.setdefault(key, (asyncio.Lock(), [0]))
+                users[0] += 1
+                try:
+                    async with lock:
+                        outcomes = await kind.batch_handler(jobs)
+                finally:
+                    users[0] -= 1
+                    if users[0] == 0:
+                        del self._serial[key]
+            if len(outcomes) != len(jobs):  # pragma: no cover - a handler's bug
+                raise RuntimeError(f"{len(outcomes)} outcomes for {len(jobs)} jobs")
+            return outcomes
+        return [await kind.handler(jobs[0])]
+
     async def _run(self, running: _Running) -> None:
-        job, kind = running.job, running.kind
+        job = running.first
         try:
             try:
-                outcome: JobOutcome = await kind.handler(job)
+                outcomes = await self._outcomes(running)
             except asyncio.CancelledError:
-                # Stopping mid-job: give the job back at once rather than wait for the lease.
-                await asyncio.shield(asyncio.to_thread(self._record, running, Defer(time.time())))
+                # Stopping mid-job: give the jobs back at once rather than wait for the lease.
+                back: list[JobOutcome] = [Defer(time.time())] * len(running.jobs)
+                await asyncio.shield(asyncio.to_thread(self._record, running, back))
                 raise
             except Exception as exc:
                 log.exception("job %s (%s) failed", job.id, job.kind)
-                outcome = Retry(f"{type(exc).__name__}: {exc}")
-            await asyncio.shield(asyncio.to_thread(self._record, running, outcome))
-            self.processed[job.kind] += 1
+                outcomes = [Retry(f"{type(exc).__name__}: {exc}")] * len(running.jobs)
+            await asyncio.shield(asyncio.to_thread(self._record, running, outcomes))
+            self.processed[job.kind] += len(running.jobs)
         except asyncio.CancelledError:
             raise
         except Exception:
-            # Recording failed (database down, fence refused): the lease expires and the
-            # job comes back to whoever owns it then.
+            # Recording failed (database down, fence refused): the leases expire and the
+            # jobs come back to whoever owns them then.
             log.exception("job %s (%s): could not record its outcome", job.id, job.kind)
         finally:
             self._done(running)
 
     def _done(self, running: _Running) -> None:
-        self._running.pop(running.job.id, None)
+        self._running.pop(running.first.id, None)
         lane = running.lane
         self._in_flight[lane] -= 1
         if self._in_flight[lane] <= 0:
             del self._in_flight[lane]
-        if running.job.target is not None:
-            key = (running.kind.budget, running.job.target)
+        if running.first.target is not None:
+            key = (running.kind.budget, running.first.target)
             self._targets[key] -= 1
             if self._targets[key] <= 0:
                 del self._targets[key]
@@ -543,11 +598,11 @@ class JobRunner:
                 return write
         return self.db.write
 
-    def _record(self, running: _Running, outcome: JobOutcome) -> None:
-        job, kind = running.job, running.kind
+    def _record(self, running: _Running, outcomes: list[JobOutcome]) -> None:
+        kind = running.kind
         now = time.time()
-        with self._writer_for(job, kind)() as conn:
-            record(conn, job, self.owner, outcome, kind, now)
+        with self._writer_for(running.first, kind)() as conn:
+            record_many(conn, running.jobs, self.owner, outcomes, kind, now)
 
     # Leases of jobs in hand.
 
@@ -569,7 +624,7 @@ class JobRunner:
     def _beat(self) -> set[int]:
         by_lease: dict[float, list[int]] = {}
         for r in list(self._running.values()):
-            by_lease.setdefault(r.kind.lease_seconds, []).append(r.job.id)
+            by_lease.setdefault(r.kind.lease_seconds, []).extend(j.id for j in r.jobs)
         lost: set[int] = set()
         with self.db.write() as conn:
             for lease, ids in by_lease.items():
@@ -580,7 +635,26 @@ class JobRunner:
     # Figures.
 
     def in_flight(self) -> Iterator[queue.Job]:
-        return (r.job for r in list(self._running.values()))
+        return (job for r in list(self._running.values()) for job in r.jobs)
+
+
+def record_many(
+    conn: Connection,
+    jobs: list[queue.Job],
+    owner: str,
+    outcomes: list[JobOutcome],
+    kind: JobKind,
+    now: float,
+) -> None:
+    """Record a slot's outcomes: the plain successes of a batch in one statement."""
+    if len(jobs) == 1:
+        record(conn, jobs[0], owner, outcomes[0], kind, now)
+        return
+    done = [job.id for job, o in zip(jobs, outcomes, strict=True) if o == Done()]
+    queue.complete_many(conn, done, owner, now=now)
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        if outcome != Done():
+            record(conn, job, owner, outcome, kind, now)
 
 
 def record(
