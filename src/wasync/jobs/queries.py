@@ -503,6 +503,14 @@ def complete(
     return res.rowcount == 1
 
 
+def _all_owned(job_ids: Sequence[int], owner: str) -> ColumnElement[bool]:
+    return and_(
+        _j.id.in_(list(job_ids)),
+        _j.lease_owner == owner,
+        _j.state == JobState.RUNNING.value,
+    )
+
+
 def complete_many(
     conn: Connection, job_ids: Sequence[int], owner: str, *, now: float | None = None
 ) -> int:
@@ -512,11 +520,7 @@ def complete_many(
     for chunk in _chunks(job_ids):
         res = conn.execute(
             update(jobs)
-            .where(
-                _j.id.in_(list(chunk)),
-                _j.lease_owner == owner,
-                _j.state == JobState.RUNNING.value,
-            )
+            .where(_all_owned(chunk, owner))
             .values(
                 state=JobState.DONE.value,
                 lease_owner=None,
@@ -597,11 +601,7 @@ def heartbeat(
     now = time.time() if now is None else now
     held = conn.execute(
         update(jobs)
-        .where(
-            _j.id.in_(list(job_ids)),
-            _j.lease_owner == owner,
-            _j.state == JobState.RUNNING.value,
-        )
+        .where(_all_owned(job_ids, owner))
         .values(lease_expires_at=now + lease_seconds, updated_at=now)
         .returning(_j.id)
     )
