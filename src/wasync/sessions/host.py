@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from wasync.config import Settings
 from wasync.engines.base import Engine
@@ -29,10 +30,12 @@ async def hosted_session(
     engine_name: str,
     command: str,
     install: Callable[[Runtime], object] | None = None,
+    engine_options: dict[str, Any] | None = None,
 ) -> AsyncIterator[SessionHandle]:
     """Hold, start and yield session `name`; stop it and give it back on the way out.
 
     The runtime closes `db` when it stops: read what the command reports inside.
+    `engine_options` are stored with a session this makes (or one that had none).
     """
     runtime = Runtime(
         settings,
@@ -44,6 +47,8 @@ async def hosted_session(
         install(runtime)
     await runtime.start()
     try:
-        yield await runtime.add_session(name, engine, engine_name=engine_name)
+        yield await runtime.add_session(
+            name, engine, engine_name=engine_name, engine_options=engine_options
+        )
     finally:
         await runtime.stop()

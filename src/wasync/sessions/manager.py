@@ -183,7 +183,10 @@ class SessionManager:
             lease = await asyncio.to_thread(runtime.ownership.acquire, row.id, row.name)
             try:
                 engine = self.engines.build(
-                    row.name, row.engine, new=row.status == SessionStatus.PAIRING
+                    row.name,
+                    row.engine,
+                    new=row.status == SessionStatus.PAIRING,
+                    options=row.engine_options,
                 )
                 try:
                     await runtime.add_session(row.name, engine, engine_name=row.engine, lease=lease)
@@ -274,7 +277,12 @@ class SessionManager:
         try:
             engine = self.engines.build(name, engine_name, new=True)
             try:
-                handle = await runtime.add_session(name, engine, engine_name=engine_name)
+                handle = await runtime.add_session(
+                    name,
+                    engine,
+                    engine_name=engine_name,
+                    engine_options=self.engines.options_for(engine_name),
+                )
             except SessionHeld as held:
                 await _close(engine)
                 raise Conflict(f"session {name!r} is running in {held.holder}") from None
