@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from wasync.config import Settings
 from wasync.engines.factory import ENGINE_NAMES, EngineFactory
 from wasync.errors import ConfigError
+from wasync.files import secure_data_dir
 from wasync.store.db import Database, normalize_url
 from wasync.store.sessions import (
     SessionNotFound,
@@ -45,6 +46,8 @@ def open_existing_database(settings: Settings) -> Database:
                 f"no data directory {settings.data_dir}: nothing is mirrored there "
                 "(check --data-dir, or run `wasync sync` first)"
             )
+        if settings.database_url is None:
+            secure_data_dir(settings.data_dir)  # it exists: only tightens its mode
         path = Path(str(parsed.database)).expanduser()
         if not path.is_file():
             raise ConfigError(
