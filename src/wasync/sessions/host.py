@@ -8,6 +8,7 @@ session back when it ends.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,6 +17,7 @@ from wasync.config import Settings
 from wasync.engines.base import Engine
 from wasync.jobs.queries import process_owner
 from wasync.runtime import Runtime, SessionHandle
+from wasync.search import catch_up
 from wasync.sessions.ownership import describe_process
 from wasync.store.db import Database
 
@@ -47,8 +49,12 @@ async def hosted_session(
         install(runtime)
     await runtime.start()
     try:
-        yield await runtime.add_session(
+        handle = await runtime.add_session(
             name, engine, engine_name=engine_name, engine_options=engine_options
         )
+        yield handle
+        # What the command wrote is searchable when it ends (no server may index it).
+        await handle.sync.flush()
+        await asyncio.to_thread(catch_up, db)
     finally:
         await runtime.stop()

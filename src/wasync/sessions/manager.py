@@ -32,6 +32,7 @@ from wasync.engines.base import CapabilityMissing
 from wasync.engines.factory import EngineFactory
 from wasync.errors import Conflict
 from wasync.sessions.ownership import SessionHeld
+from wasync.store import search
 from wasync.store.schema import sessions as sessions_table
 from wasync.store.sessions import (
     SessionNotFound,
@@ -354,6 +355,8 @@ class SessionManager:
             def remove() -> None:
                 with runtime.db.write() as conn:
                     conn.execute(delete(sessions_table).where(sessions_table.c.id == row.id))
+                    # Its messages leave the search index with them (SQLite queues them).
+                    search.catch_up(conn)
 
             await asyncio.to_thread(remove)
         finally:
