@@ -16,6 +16,7 @@ from rich.table import Table
 from wasync import __version__
 from wasync.commands import avatar_job
 from wasync.commands import history as history_command
+from wasync.commands import search as search_command
 from wasync.commands.avatars import app as avatars_app
 from wasync.commands.cluster import app as cluster_app
 from wasync.commands.common import (
@@ -236,6 +237,7 @@ app.add_typer(webhooks_app, name="webhooks")
 app.command("avatar-job", help=avatar_job.HELP)(avatar_job.avatar_job)
 app.add_typer(avatars_app, name="avatars")  # wasync/commands/avatars.py
 app.command("history", help=history_command.HELP)(history_command.history)
+app.command("search", help=search_command.HELP)(search_command.search)
 
 
 def main() -> None:

@@ -10,15 +10,17 @@ messages that do, newest first.
 from __future__ import annotations
 
 import random
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from sqlalchemy import delete, select
 
+from tests.waiting import eventually
 from wasync.domain import events as ev
 from wasync.domain.batch import Batch
 from wasync.domain.models import Message, MessageEdit, MessageKey, MessageKind, MessageRevoke
-from wasync.search import catch_up
+from wasync.search import SearchIndexer, catch_up
 from wasync.store import search
 from wasync.store.db import Database
 from wasync.store.schema import messages, sessions
@@ -241,3 +243,24 @@ def test_a_migrated_database_holds_the_search_objects(db: Database) -> None:
             )
             expected = {"ix_messages_search_text", "ix_messages_session_timestamp_id"}
     assert expected <= names and expected <= search.SEARCH_OBJECTS
+
+
+async def test_the_serve_indexer_catches_up_in_the_background(db: Database) -> None:
+    mirror = Mirror(db, 3)
+    sid = mirror.session("one")
+    mirror.add(sid, 40)
+    indexer = SearchIndexer(every=0.05)
+    await indexer.start(SimpleNamespace(db=db))  # type: ignore[arg-type]
+    try:
+
+        def in_step() -> bool:
+            with db.read() as conn:
+                return search.pending(conn) == 0
+
+        await eventually(in_step, within=20)
+        check(db, sid, indexed=True)
+        mirror.change(sid, 10)
+        await eventually(in_step, within=20)
+        check(db, sid, indexed=True)
+    finally:
+        await indexer.stop()

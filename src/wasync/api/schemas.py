@@ -246,6 +246,22 @@ class MessagePage(Model):
     )
 
 
+class ChatRef(Model):
+    jid: str
+    kind: str
+    name: str | None
+    display_name: str
+
+
+class SearchHit(MessageOut):
+    chat: ChatRef = Field(description="The chat the message is in.")
+
+
+class SearchPage(Model):
+    items: list[SearchHit]
+    next_cursor: str | None = Field(description="Pass as `before` for the next (older) page.")
+
+
 class Participant(Model):
     jid: str
     name: str | None
