@@ -249,8 +249,15 @@ def _sqlite(
     n: int,
 ) -> list[dict[str, Any]]:
     session_token, chat_token = scope_tokens(session_id, chat_jid or "")
-    scope = chat_token if chat_jid is not None else session_token
-    match = " AND ".join([*(f'body:"{w}"' for w in words), f'scope:"{scope}"'])
+    terms = [f'body:"{w}"' for w in words]
+    if chat_jid is not None:
+        terms.append(f'scope:"{chat_token}"')
+    elif conn.exec_driver_sql("SELECT count(*) FROM sessions").scalar_one() > 1:
+        # The session token is in every message of the session: skipping through it cost
+        # a rare word 15x (0.76 ms against 0.05 at 300k messages). With one session
+        # (the usual mirror) every hit is the session's anyway (rows are checked below).
+        terms.append(f'scope:"{session_token}"')
+    match = " AND ".join(terms)
     below = _rowid(*start) if start is not None else (1 << 63) - 1
     hits = conn.exec_driver_sql(
         "SELECT rowid FROM messages_search WHERE messages_search MATCH ? AND rowid < ? "
