@@ -23,6 +23,7 @@ from wasync.domain.models import Message, MessageEdit, MessageKey, MessageKind, 
 from wasync.search import SearchIndexer, catch_up
 from wasync.store import search
 from wasync.store.db import Database
+from wasync.store.pagination import encode_cursor
 from wasync.store.schema import messages, sessions
 from wasync.store.sessions import ensure_session
 from wasync.sync.commit import commit_batch
@@ -205,6 +206,26 @@ def test_bad_queries_are_clear(db: Database) -> None:
         ):
             with pytest.raises(search.InvalidSearch, match=message):
                 search.search_messages(conn, 1, query)
+
+
+def test_any_cursor_numbers_page_without_error(db: Database) -> None:
+    mirror = Mirror(db, 4)
+    sid = mirror.session("one")
+    mirror.add(sid, 30)
+    index(db)
+    everything = brute(db, sid, ["apple"])
+    for start, expected in (
+        ((2**62, 5), everything),
+        ((2**40, -1), everything),
+        ((-(2**40), 2**62), []),
+        ((1_700_000_000 + 10**6, 2**62), everything),
+        ((0, 0), []),
+    ):
+        with db.read() as conn:
+            page = search.search_messages(
+                conn, sid, "apple", before=encode_cursor(*start), limit=100
+            )
+        assert [r["id"] for r in page.rows] == expected, start
 
 
 def test_a_migrated_database_holds_the_search_objects(db: Database) -> None:

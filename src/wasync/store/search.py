@@ -136,6 +136,17 @@ def _rowid(timestamp: int, message_id: int) -> int:
     return (timestamp << _ID_BITS) | message_id
 
 
+def _below(start: tuple[int, int] | None) -> int:
+    """The rowid bound of "older than (timestamp, id)", for any cursor values (a cursor
+    is the client's: its numbers may lie outside what the index holds)."""
+    if start is None or start[0] >= 1 << 32:
+        return (1 << 63) - 1
+    timestamp, message_id = start
+    if timestamp < 0:
+        return 0
+    return (timestamp << _ID_BITS) + min(max(message_id, 0), _ID_MASK + 1)
+
+
 _ROW = "SELECT id, session_id, chat_jid, timestamp, text, kind, revoked_at FROM messages"
 _ADD = "INSERT INTO messages_search (rowid, body, scope) VALUES (?, ?, ?)"
 _REMOVE = (
@@ -258,7 +269,7 @@ def _sqlite(
         # (the usual mirror) every hit is the session's anyway (rows are checked below).
         terms.append(f'scope:"{session_token}"')
     match = " AND ".join(terms)
-    below = _rowid(*start) if start is not None else (1 << 63) - 1
+    below = _below(start)
     hits = conn.exec_driver_sql(
         "SELECT rowid FROM messages_search WHERE messages_search MATCH ? AND rowid < ? "
         f"AND (rowid & {_ID_MASK}) NOT IN (SELECT message_id FROM search_queue) "
