@@ -25,10 +25,11 @@ run: install
 demo: install
 	$(BIN)/wasync demo $(ARGS)
 
-# One initial sync of a simulated account into ./wasync-data, then what it holds.
+# One initial sync of a simulated account into ./wasync-sync-data (its own directory,
+# so that `make run` never starts the simulated session), then what it holds.
 sync: install
-	$(BIN)/wasync sync --engine simulator --data-dir wasync-data $(ARGS)
-	$(BIN)/wasync stats --data-dir wasync-data
+	$(BIN)/wasync sync --engine simulator --data-dir wasync-sync-data $(ARGS)
+	$(BIN)/wasync stats --data-dir wasync-sync-data
 
 lint: install-test
 	$(BIN)/ruff check src tests bench
@@ -51,4 +52,4 @@ bench: install-test
 	$(BIN)/python bench/ingest.py --messages 200000
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache wasync-data
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache wasync-data wasync-sync-data

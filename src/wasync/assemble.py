@@ -25,6 +25,7 @@ def build_runtime(settings: Settings, *, address: str | None = None) -> Runtime:
     from wasync.cluster.service import ClusterService
     from wasync.delivery import install as install_delivery
     from wasync.history import install as install_history
+    from wasync.search import install as install_search
 
     name = node_name(settings)
     runtime = Runtime(
@@ -39,4 +40,5 @@ def build_runtime(settings: Settings, *, address: str | None = None) -> Runtime:
     install_avatars(runtime)  # transaction hook, the avatar job kind, queue figures
     install_delivery(runtime)  # webhooks, Discord, brokers: hook, outbox listener, kinds
     install_history(runtime)  # load older / full history, gap fill: connect hook, kinds
+    install_search(runtime)  # keeps SQLite's message search index in step
     return runtime

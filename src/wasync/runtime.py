@@ -131,10 +131,17 @@ class Runtime:
     # Sessions.
 
     async def add_session(
-        self, name: str, engine: Engine, *, engine_name: str, lease: Lease | None = None
+        self,
+        name: str,
+        engine: Engine,
+        *,
+        engine_name: str,
+        lease: Lease | None = None,
+        engine_options: dict[str, Any] | None = None,
     ) -> SessionHandle:
         """Start mirroring a session: hold it, ingest its events, connect its engine.
 
+        `engine_options` are stored with a new session (see `ensure_session`).
         Raises SessionHeld when another process runs it.
         """
         if name in self.sessions:
@@ -142,7 +149,7 @@ class Runtime:
 
         def register() -> int:
             with self.db.write() as conn:
-                return ensure_session(conn, name, engine_name)
+                return ensure_session(conn, name, engine_name, engine_options)
 
         session_id = await asyncio.to_thread(register)
         bind = getattr(engine, "bind_presence", None)

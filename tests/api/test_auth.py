@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import warnings
 from pathlib import Path
 
 import httpx
@@ -22,11 +21,7 @@ from .conftest import API_KEY, Api, add_simulator, start_runtime
 def _api_routes(api: Api) -> list[tuple[str, str]]:
     """Every documented route but /health, with its parameters filled in."""
     out = []
-    with warnings.catch_warnings():
-        # routes_avatars.py documents one GET+HEAD route (a duplicate operation id
-        # warning that is its business, not this test's).
-        warnings.filterwarnings("ignore", message="Duplicate Operation ID")
-        paths = api.app.openapi()["paths"]
+    paths = api.app.openapi()["paths"]
     for template, operations in paths.items():
         if not template.startswith(("/api/", "/metrics")):
             continue

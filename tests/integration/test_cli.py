@@ -22,7 +22,15 @@ def test_sync_json_summary_then_stats(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert set(summary) == {"chats", "contacts", "groups", "messages", "failed_chats", "seconds"}
+    assert set(summary) == {
+        "chats",
+        "contacts",
+        "groups",
+        "messages",
+        "new_messages",
+        "failed_chats",
+        "seconds",
+    }
     assert summary["chats"] > 0 and summary["messages"] > 0 and summary["failed_chats"] == []
     assert (tmp_path / "wasync.db").exists()
 
@@ -48,7 +56,7 @@ def test_sync_json_summary_then_stats(tmp_path: Path) -> None:
         (["sync", "--engine", "nope"], "unknown engine 'nope'"),
         (["sync", "--session", "../etc"], "invalid session name"),
         (["sync", "--database", "mysql://x@y/z"], "unsupported database"),
-        (["stats", "--session", "ghost"], "no session named 'ghost'"),
+        (["stats", "--session", "ghost"], "no database at"),
         # Nothing listens on port 1 of loopback: a database that is down.
         (["stats", "--database", "postgresql://nobody:s3cret@127.0.0.1:1/x"], "cannot open"),
         (["sync", "--database", "postgresql://nobody:s3cret@127.0.0.1:1/x"], "cannot open"),

@@ -5,10 +5,9 @@ from __future__ import annotations
 import random
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import select, text
 
+from tests.schema import schema_diff
 from wasync.domain import events as ev
 from wasync.domain.batch import Batch
 from wasync.domain.models import (
@@ -28,7 +27,7 @@ from wasync.domain.models import (
 from wasync.store import queries
 from wasync.store.db import Database
 from wasync.store.migrate import upgrade
-from wasync.store.schema import chats, contacts, group_participants, messages, metadata, reactions
+from wasync.store.schema import chats, contacts, group_participants, messages, reactions
 from wasync.store.sessions import ensure_session
 from wasync.sync.commit import commit_batch
 
@@ -72,7 +71,7 @@ def _snapshot(db: Database) -> dict[str, list[tuple[object, ...]]]:
 
 def test_fresh_migration_equals_schema(db: Database) -> None:
     with db.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+        diff = schema_diff(conn)
     assert diff == []
 
 
@@ -94,7 +93,7 @@ def test_a_database_of_the_first_release_upgrades_in_place(db_url: str) -> None:
         database.migrate()
         _commit(database, sid, ev.MessageReceived(_msg(1)))
         with database.engine.connect() as conn:
-            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+            assert schema_diff(conn) == []
         with database.read() as conn:
             assert len(conn.execute(select(messages.c.message_id)).all()) == 1
             state = queries.get_sync_state(conn, sid, ALICE)

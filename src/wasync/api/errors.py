@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -35,9 +36,42 @@ __all__ = ["Conflict", "NotFound", "error_response", "install_error_handlers"]
 
 
 def error_response(
-    status: int, error: str, detail: object = None, headers: Mapping[str, str] | None = None
+    status: int,
+    error: str,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
+    **more: object,
 ) -> JSONResponse:
-    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+    """Every error body: a short code, a sentence for people, and maybe more fields
+    (a 422's `errors`, one object per parameter problem)."""
+    return JSONResponse(
+        {"error": error, "detail": detail, **more}, status_code=status, headers=headers
+    )
+
+
+def _where(loc: list[object]) -> str:
+    """("query", "limit") as people read it: query parameter 'limit'."""
+    if not loc:
+        return "the request"
+    place, *rest = loc
+    name = ".".join(str(x) for x in rest)
+    kinds = {"query": "query parameter", "path": "path parameter", "header": "header"}
+    if place == "body":
+        return f"body field '{name}'" if name else "the body"
+    return f"{kinds.get(str(place), str(place))} '{name}'" if name else str(place)
+
+
+def validation_sentence(problems: list[dict[str, Any]]) -> str:
+    """One sentence for a list of parameter problems: the first, and how many more."""
+    if not problems:
+        return "the request is invalid."
+    first = problems[0]
+    msg = str(first["msg"])
+    sentence = f"{_where(first['loc'])}: {msg[:1].lower()}{msg[1:]}"
+    if len(problems) > 1:
+        others = len(problems) - 1
+        sentence += f" (and {others} more problem{'s' if others > 1 else ''}, see errors)"
+    return sentence + "."
 
 
 def _status_of(exc: WasyncError) -> tuple[int, str]:
@@ -105,14 +139,22 @@ def install_error_handlers(app: FastAPI) -> None:
             405: "method_not_allowed",
             413: "payload_too_large",
         }
+        if exc.status_code == 404 and exc.detail == "Not Found":
+            detail = f"nothing at {request.url.path}: see /docs for the API's paths"
+        elif exc.status_code == 405 and exc.detail == "Method Not Allowed":
+            detail = f"{request.method} is not allowed on {request.url.path}"
+        else:
+            detail = str(exc.detail)
         return error_response(
-            exc.status_code, code.get(exc.status_code, "error"), exc.detail, exc.headers
+            exc.status_code, code.get(exc.status_code, "error"), detail, exc.headers
         )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
-        return error_response(422, "invalid_request", detail)
+        problems = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        return error_response(
+            422, "invalid_request", validation_sentence(problems), errors=problems
+        )
 
     # A value the database refuses (PostgreSQL: a NUL in a JSON body, a number out of
     # range) is the request's fault, not the server's.

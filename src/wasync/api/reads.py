@@ -36,6 +36,17 @@ def chat_row(conn: Connection, session_id: int, jid: str) -> dict[str, Any] | No
     return dict(row._mapping) if row is not None else None
 
 
+def chat_rows(conn: Connection, session_id: int, jids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Several chats of a session by JID (those that exist)."""
+    wanted = sorted(set(jids))
+    if not wanted:
+        return {}
+    found = conn.execute(
+        select(chats).where(chats.c.session_id == session_id, chats.c.jid.in_(wanted))
+    )
+    return {r.jid: dict(r._mapping) for r in found}
+
+
 def group_row(conn: Connection, session_id: int, jid: str) -> dict[str, Any] | None:
     row = conn.execute(
         select(groups).where(groups.c.session_id == session_id, groups.c.jid == jid)

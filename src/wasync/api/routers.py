@@ -15,6 +15,7 @@ from wasync.api import (
     routes_history,
     routes_media,
     routes_queues,
+    routes_search,
     routes_sessions,
     routes_webhooks,
 )
@@ -39,3 +40,6 @@ ROUTERS.append(routes_webhooks.router)
 
 # History on demand (load older / full history) and a chat's sync state.
 ROUTERS.append(routes_history.router)
+
+# Message search (store/search.py).
+ROUTERS.append(routes_search.router)

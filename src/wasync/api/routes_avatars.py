@@ -23,6 +23,7 @@ from pydantic import Field
 
 from wasync.api import schemas as S
 from wasync.api.deps import Authenticated, get_control, get_runtime, key_matches, presented_key
+from wasync.api.errors import error_response
 from wasync.api.session_control import SessionControl
 from wasync.avatars import avatar_service
 from wasync.avatars.enqueue import has_avatar
@@ -104,9 +105,21 @@ async def check_avatar(
     return JSONResponse(body, headers=headers)
 
 
-@media_router.api_route(
+# GET and HEAD are two routes, each with its own operation id (one route with both
+# methods gave the OpenAPI document the same id twice).
+@media_router.head(
     "/media/avatars/{session}/{file}",
-    methods=["GET", "HEAD"],
+    operation_id="avatar_file_head",
+    response_class=Response,
+    responses={
+        200: {"description": "The stored JPEG's headers, with its ETag."},
+        304: {"description": "Not modified: If-None-Match names the current ETag."},
+        **S.error_responses(401, 404, 422),
+    },
+)
+@media_router.get(
+    "/media/avatars/{session}/{file}",
+    operation_id="avatar_file",
     response_class=Response,
     responses={
         200: {"content": {"image/jpeg": {}}, "description": "The stored JPEG, with an ETag."},
@@ -119,18 +132,16 @@ async def avatar_file(session: str, file: str, request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     public = runtime.settings.public_avatars
     if not public and not key_matches(request.app.state.api_key, presented_key(request.headers)):
-        return JSONResponse(
-            {
-                "error": "unauthorized",
-                "detail": "missing or wrong API key: send X-Api-Key or Authorization: Bearer",
-            },
-            status_code=401,
+        return error_response(
+            401,
+            "unauthorized",
+            "missing or wrong API key: send X-Api-Key or Authorization: Bearer",
             headers={"WWW-Authenticate": "Bearer"},
         )
     storage = _storage(runtime)
     found = await asyncio.to_thread(storage.read_served, session, file)
     if found is None:
-        return JSONResponse({"error": "not_found", "detail": "no such avatar"}, status_code=404)
+        return error_response(404, "not_found", f"session {session!r} has no avatar {file!r}")
     data, digest = found
     headers = {
         "ETag": f'"{digest}"',

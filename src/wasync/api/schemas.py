@@ -34,9 +34,17 @@ def json_response(data: dict[str, Any], status_code: int = 200) -> Response:
     return Response(body.encode(), status_code, media_type="application/json")
 
 
+class ParameterProblem(Model):
+    loc: list[str | int] = Field(description='Where: e.g. ["query", "limit"].')
+    msg: str = Field(description="What is wrong with it.")
+
+
 class ErrorBody(Model):
     error: str = Field(description="A short machine-readable code, e.g. not_found.")
-    detail: Any = Field(description="A sentence for people (or a list of field problems).")
+    detail: str = Field(description="A sentence for people.")
+    errors: list[ParameterProblem] | None = Field(
+        default=None, description="422 only: every parameter problem, one object each."
+    )
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -236,6 +244,22 @@ class MessagePage(Model):
     next_cursor: str | None = Field(
         description="Pass as `before` (or `after`, when paging forwards) for the next page."
     )
+
+
+class ChatRef(Model):
+    jid: str
+    kind: str
+    name: str | None
+    display_name: str
+
+
+class SearchHit(MessageOut):
+    chat: ChatRef = Field(description="The chat the message is in.")
+
+
+class SearchPage(Model):
+    items: list[SearchHit]
+    next_cursor: str | None = Field(description="Pass as `before` for the next (older) page.")
 
 
 class Participant(Model):

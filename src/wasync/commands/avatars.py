@@ -29,6 +29,7 @@ from wasync.commands.common import (
     run_command,
     settings_from,
 )
+from wasync.commands.existing import open_existing_database
 from wasync.domain.jid import to_jid
 from wasync.errors import DomainError
 from wasync.jobs import queries as queue
@@ -134,7 +135,7 @@ def status_command(
     def body() -> None:
         settings = settings_from(data_dir, database)
         config = AvatarConfig.from_settings(settings)
-        db = open_database(settings)
+        db = open_existing_database(settings)
         try:
             with db.read() as conn:
                 rows = [get_session(conn, session)] if session else list_sessions(conn)

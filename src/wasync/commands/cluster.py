@@ -13,11 +13,11 @@ from wasync.commands.common import (
     DatabaseOpt,
     DataDirOpt,
     console,
-    open_database,
     print_json,
     run_command,
     settings_from,
 )
+from wasync.commands.existing import open_existing_database
 
 app = typer.Typer(
     name="cluster",
@@ -37,7 +37,7 @@ def status(
 
     def body() -> None:
         settings = settings_from(data_dir, database)
-        db = open_database(settings)
+        db = open_existing_database(settings)
         try:
             with db.read() as conn:
                 view = cluster_view(conn, ttl=settings.lease_seconds)

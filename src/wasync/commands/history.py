@@ -26,10 +26,10 @@ from wasync.commands.common import (
     DataDirOpt,
     console,
     err_console,
-    open_database,
     run_command,
     settings_from,
 )
+from wasync.commands.existing import check_engine_inputs, choose_engine, open_existing_database
 from wasync.config import Settings
 from wasync.domain.jid import to_jid
 from wasync.engines.base import CapabilityMissing
@@ -43,7 +43,6 @@ from wasync.runtime import Runtime
 from wasync.store import queries
 from wasync.store.db import Database
 from wasync.store.schema import messages
-from wasync.store.sessions import validate_session_name
 
 HELP = """Load older messages of one chat: a number of pages (--pages, default 1) or its
 whole history (--full). Runs as a durable job: run the command again after an
@@ -71,9 +70,15 @@ def history(
     full: bool = typer.Option(
         False, "--full", help="Load the whole history, back to the chat's first message."
     ),
-    engine: str = typer.Option("simulator", help="Engine: 'simulator' or 'neonize'."),
-    seed: int = typer.Option(1, help="Simulator: seed of the generated network."),
-    scale: str = typer.Option("tiny", help="Simulator: tiny, small, medium or large."),
+    engine: str | None = typer.Option(
+        None, help="Engine, if given: must be the session's own (it keeps its engine)."
+    ),
+    seed: int | None = typer.Option(
+        None, help="Simulator seed, if given: must be the one the session was made with."
+    ),
+    scale: str | None = typer.Option(
+        None, help="Simulator scale, if given: must be the one the session was made with."
+    ),
     session: str = typer.Option("default", help="Session name."),
     page_size: int | None = typer.Option(
         None,
@@ -89,9 +94,9 @@ def history(
     def body() -> None:
         if full and pages is not None:
             raise DomainError("choose --pages N or --full, not both")
-        validate_session_name(session)
         chat_jid = to_jid(chat)
         settings = settings_from(data_dir, database)
+        check_engine_inputs(settings, session, engine, scale)
         overrides = {"page_size": page_size} if page_size is not None else {}
         options = HistoryOptions.from_settings(settings, **overrides)
         started = time.monotonic()
@@ -139,9 +144,9 @@ def history(
 async def _history(
     settings: Settings,
     options: HistoryOptions,
-    engine_name: str,
-    seed: int,
-    scale: str,
+    engine_name: str | None,
+    seed: int | None,
+    scale: str | None,
     session: str,
     chat_jid: str,
     *,
@@ -153,10 +158,14 @@ async def _history(
     from wasync.history import install
     from wasync.sessions.host import hosted_session
 
-    db = open_database(settings)
+    # Older history of a session that exists, with the engine it was made with.
+    db = open_existing_database(settings)
     try:
+        choice = choose_engine(
+            db, session, engine=engine_name, seed=seed, scale=scale, may_create=False
+        )
         engine = make_engine(
-            engine_name, seed=seed, scale=scale, session=session, settings=settings
+            choice.engine, seed=choice.seed, scale=choice.scale, session=session, settings=settings
         )
     except BaseException:
         db.close()
@@ -180,8 +189,9 @@ async def _history(
         db,
         session,
         engine,
-        engine_name=engine_name,
+        engine_name=choice.engine,
         command=f"history --session {session}",
+        engine_options=choice.options(),
         install=install_history,
     ) as handle:
         run = await _backfill(

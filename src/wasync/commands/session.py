@@ -19,6 +19,7 @@ from wasync.commands.common import (
     run_command,
     settings_from,
 )
+from wasync.commands.existing import open_existing_database
 from wasync.domain.events import SessionStatus
 from wasync.sessions.location import locate, paired_device, sessions_dir
 from wasync.store.sessions import ensure_session, list_sessions, set_status
@@ -59,7 +60,7 @@ def list_command(
 
     def body() -> None:
         settings = settings_from(data_dir, database)
-        db = open_database(settings)
+        db = open_existing_database(settings)
         try:
             with db.read() as conn:
                 rows = list_sessions(conn)

@@ -21,6 +21,7 @@ from wasync.commands.common import (
     run_command,
     settings_from,
 )
+from wasync.commands.existing import open_existing_database
 from wasync.config import Settings
 from wasync.delivery import admin
 from wasync.delivery.envelope import Event
@@ -121,7 +122,7 @@ def list_command(
     """Every endpoint: id, session, kind, events, URL (tokens and secrets hidden)."""
 
     def body() -> None:
-        db = open_database(settings_from(data_dir, database))
+        db = open_existing_database(settings_from(data_dir, database))
         try:
             found = admin.list_endpoints(db, session)
         finally:
@@ -205,7 +206,7 @@ def deliveries_command(
     """Deliveries of a session, newest first: by default the dead letters, with why."""
 
     def body() -> None:
-        db = open_database(settings_from(data_dir, database))
+        db = open_existing_database(settings_from(data_dir, database))
         try:
             counts = admin.delivery_counts(db, session)
             rows = admin.list_deliveries(

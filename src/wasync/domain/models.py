@@ -244,6 +244,7 @@ class SyncReport:
     chats: int = 0
     contacts: int = 0
     groups: int = 0
-    messages: int = 0
+    messages: int = 0  # fetched from the engine
+    new_messages: int = 0  # of those, the ones the mirror did not hold yet
     failed_chats: list[ChatFailure] = field(default_factory=list)
     seconds: float = 0.0

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from wasync.engines.base import Engine
@@ -75,11 +76,28 @@ class EngineFactory:
                 raise ConfigError(f"the Baileys engine is unavailable: {status.reason}")
         return engine
 
-    def build(self, session: str, engine: str, *, new: bool = False) -> Engine:
-        """The engine of `session`; `new` starts pairing instead of using stored keys."""
+    def options_for(self, engine: str) -> dict[str, object] | None:
+        """What a new session of `engine` stores to be rebuilt the same way later."""
+        if engine != "simulator":
+            return None
+        return {"seed": self.simulator.seed, "scale": self.simulator.scale}
+
+    def build(
+        self,
+        session: str,
+        engine: str,
+        *,
+        new: bool = False,
+        options: Mapping[str, object] | None = None,
+    ) -> Engine:
+        """The engine of `session`; `new` starts pairing instead of using stored keys.
+
+        `options` are the session's stored ones (a simulator's seed and scale): they win
+        over the factory's defaults, so a restored session gets its own network back.
+        """
         self.check(engine)
         if engine == "simulator":
-            return self._simulator(new=new)
+            return self._simulator(new=new, options=options or {})
         if engine == "baileys":
             # Real WhatsApp through Baileys in a Node.js sidecar (`wasync engine install`).
             from wasync.engines.baileys.setup import baileys_engine_for
@@ -109,10 +127,13 @@ class EngineFactory:
                 with contextlib.suppress(FileNotFoundError):
                     candidate.unlink()
 
-    def _simulator(self, *, new: bool) -> Engine:
+    def _simulator(self, *, new: bool, options: Mapping[str, object]) -> Engine:
         from wasync.engines.simulator import SCALES, Faults, Network, SimulatorEngine
 
         opts = self.simulator
+        stored = {k: options[k] for k in ("seed", "scale") if k in options}
+        if stored:
+            opts = replace(opts, **stored)  # type: ignore[arg-type]
         if opts.scale not in SCALES:
             raise ConfigError(f"unknown scale {opts.scale!r}: choose one of {', '.join(SCALES)}")
         faults = Faults(

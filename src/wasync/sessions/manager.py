@@ -32,6 +32,7 @@ from wasync.engines.base import CapabilityMissing
 from wasync.engines.factory import EngineFactory
 from wasync.errors import Conflict
 from wasync.sessions.ownership import SessionHeld
+from wasync.store import search
 from wasync.store.schema import sessions as sessions_table
 from wasync.store.sessions import (
     SessionNotFound,
@@ -183,7 +184,10 @@ class SessionManager:
             lease = await asyncio.to_thread(runtime.ownership.acquire, row.id, row.name)
             try:
                 engine = self.engines.build(
-                    row.name, row.engine, new=row.status == SessionStatus.PAIRING
+                    row.name,
+                    row.engine,
+                    new=row.status == SessionStatus.PAIRING,
+                    options=row.engine_options,
                 )
                 try:
                     await runtime.add_session(row.name, engine, engine_name=row.engine, lease=lease)
@@ -274,7 +278,12 @@ class SessionManager:
         try:
             engine = self.engines.build(name, engine_name, new=True)
             try:
-                handle = await runtime.add_session(name, engine, engine_name=engine_name)
+                handle = await runtime.add_session(
+                    name,
+                    engine,
+                    engine_name=engine_name,
+                    engine_options=self.engines.options_for(engine_name),
+                )
             except SessionHeld as held:
                 await _close(engine)
                 raise Conflict(f"session {name!r} is running in {held.holder}") from None
@@ -346,6 +355,8 @@ class SessionManager:
             def remove() -> None:
                 with runtime.db.write() as conn:
                     conn.execute(delete(sessions_table).where(sessions_table.c.id == row.id))
+                    # Its messages leave the search index with them (SQLite queues them).
+                    search.catch_up(conn)
 
             await asyncio.to_thread(remove)
         finally:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 from sqlalchemy.pool import StaticPool
@@ -258,8 +258,20 @@ class Database:
         try:
             upgrade(self)
         except (OperationalError, InterfaceError) as exc:
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            raise StoreError(f"cannot open the database {_redacted(self.url)}: {reason}") from exc
+            raise self._cannot_open(exc) from exc
+
+    def is_mirror(self) -> bool:
+        """Whether wasync ever migrated this database (commands that only read refuse
+        one it did not, rather than making an empty mirror to report on)."""
+        try:
+            with self._reader.connect() as conn:
+                return inspect(conn).has_table("alembic_version")
+        except (OperationalError, InterfaceError) as exc:
+            raise self._cannot_open(exc) from exc
+
+    def _cannot_open(self, exc: OperationalError | InterfaceError) -> StoreError:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        return StoreError(f"cannot open the database {_redacted(self.url)}: {reason}")
 
     def close(self) -> None:
         # Not the finalizer itself (it runs once): a closed engine can be used again,

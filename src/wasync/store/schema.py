@@ -76,6 +76,9 @@ sessions = Table(
     # Until when WhatsApp's last 429 pauses this session's picture requests (Unix
     # time): kept here so that a restart does not ask again before it is over.
     Column("avatar_paused_until", Float),
+    # What the engine was built with (JSON; a simulator's seed and scale), so that every
+    # later command and a restarted server rebuild the same engine. NULL: defaults.
+    Column("engine_options", Text),
 )
 
 contacts = Table(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import dataclass, fields
+from typing import Any
 
 from sqlalchemy import Connection, select, update
 
@@ -44,18 +46,31 @@ class SessionRow:
     jid: str | None
     created_at: int
     updated_at: int
+    # What the engine is built with (a simulator's seed and scale); None: the defaults.
+    engine_options: dict[str, Any] | None = None
 
 
-def ensure_session(conn: Connection, name: str, engine: str) -> int:
-    """The id of session `name`, creating it on first use."""
+def ensure_session(
+    conn: Connection, name: str, engine: str, options: dict[str, Any] | None = None
+) -> int:
+    """The id of session `name`, creating it on first use.
+
+    `options` are stored when the session has none yet (a session made before they
+    were kept learns them at its next use); stored options are never replaced.
+    """
     validate_session_name(name)
     now = int(time.time())
-    upsert(
-        conn,
-        sessions,
-        [{"name": name, "engine": engine, "created_at": now, "updated_at": now}],
-        keys=("name",),
-    )
+    stored = json.dumps(options, sort_keys=True) if options else None
+    row: dict[str, object] = {"name": name, "engine": engine, "created_at": now, "updated_at": now}
+    if stored is not None:  # (only then: a database not yet migrated has no such column)
+        row["engine_options"] = stored
+    upsert(conn, sessions, [row], keys=("name",))
+    if stored is not None:
+        conn.execute(
+            update(sessions)
+            .where(sessions.c.name == name, sessions.c.engine_options.is_(None))
+            .values(engine_options=stored)
+        )
     found = conn.execute(select(sessions.c.id).where(sessions.c.name == name)).scalar_one()
     return int(found)
 
@@ -64,18 +79,26 @@ def ensure_session(conn: Connection, name: str, engine: str) -> int:
 _ROW_COLUMNS = [sessions.c[f.name] for f in fields(SessionRow)]
 
 
-def get_session(conn: Connection, name: str) -> SessionRow:
+def _row(mapping: Any) -> SessionRow:
+    values = dict(mapping)
+    raw = values.pop("engine_options")
+    return SessionRow(**values, engine_options=json.loads(raw) if raw else None)
+
+
+def find_session(conn: Connection, name: str) -> SessionRow | None:
     row = conn.execute(select(*_ROW_COLUMNS).where(sessions.c.name == name)).one_or_none()
-    if row is None:
+    return None if row is None else _row(row._mapping)
+
+
+def get_session(conn: Connection, name: str) -> SessionRow:
+    found = find_session(conn, name)
+    if found is None:
         raise SessionNotFound(f"no session named {name!r}")
-    return SessionRow(**row._mapping)
+    return found
 
 
 def list_sessions(conn: Connection) -> list[SessionRow]:
-    return [
-        SessionRow(**r._mapping)
-        for r in conn.execute(select(*_ROW_COLUMNS).order_by(sessions.c.name))
-    ]
+    return [_row(r._mapping) for r in conn.execute(select(*_ROW_COLUMNS).order_by(sessions.c.name))]
 
 
 def set_status(

@@ -66,6 +66,10 @@ _MESSAGE_FIELDS = (
 @dataclass(slots=True)
 class WriteResult:
     messages: int = 0  # distinct message keys written (new or already present)
+    # Of those, the rows the database really inserted (or filled in from a placeholder
+    # an edit or revoke had made), from the upsert's row count; None when several
+    # sessions' messages shared the statement and the count cannot be split.
+    new_messages: int | None = 0
     chats_touched: set[str] = field(default_factory=set)
     senders: set[str] = field(default_factory=set)
 
@@ -318,7 +322,10 @@ def write_batches(
         # writer, and sorting a big batch costs more than it saves (bench/ingest.py).
         if conn.dialect.name == "postgresql":
             message_rows.sort()
-        MESSAGES.run(conn, message_rows)
+        inserted = MESSAGES.run(conn, message_rows)
+        with_messages = [r for (_, b), r in zip(items, results, strict=True) if b.messages]
+        for result in with_messages:
+            result.new_messages = inserted if len(with_messages) == 1 else None
         SYNC_STATE.run(conn, sorted(sync_rows, key=_key2))
     EDITS.run(conn, edit_rows)
     REVOKES.run(conn, revoke_rows)

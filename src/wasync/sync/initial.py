@@ -27,7 +27,7 @@ from wasync.domain.models import (
 )
 from wasync.engines.base import Engine, EngineError, changes_of, reached_start
 from wasync.store.db import Database
-from wasync.store.writes import mark_chat_error, mark_fully_synced, write_batch
+from wasync.store.writes import WriteResult, mark_chat_error, mark_fully_synced, write_batch
 from wasync.sync.commit import WriteFn, commit_batch
 from wasync.sync.hooks import Hooks, run_after_write, run_before_write
 
@@ -104,7 +104,7 @@ async def initial_sync(
                 report.failed_chats.append(ChatFailure(chat.jid, str(exc)))
                 await asyncio.to_thread(_record_error, write, session_id, chat.jid, str(exc))
                 continue
-            await asyncio.to_thread(
+            _, written = await asyncio.to_thread(
                 save_history_page,
                 db,
                 session_id,
@@ -116,6 +116,7 @@ async def initial_sync(
                 write,
             )
             report.messages += len(msgs)
+            report.new_messages += written.new_messages or 0
             await _emit(on_progress, SyncProgress(session_name, n, i + 1, chat.jid, len(msgs)))
     finally:
         for task in pending.values():
@@ -145,7 +146,7 @@ def save_history_page(
     hooks: Hooks = (),
     changes: Iterable[ev.Event] = (),
     write: WriteFn | None = None,
-) -> Batch:
+) -> tuple[Batch, WriteResult]:
     """Commit one page of a chat's history, clear its error, mark it complete if so.
 
     `changes` (the edits, deletes and reactions the answer carried) go in the same
@@ -165,7 +166,7 @@ def save_history_page(
         if reached_start:
             # The engine reached the first message of the chat (base.reached_start).
             mark_fully_synced(conn, session_id, chat_jid, now)
-    return batch
+    return batch, result
 
 
 def _record_error(write: WriteFn, session_id: int, chat_jid: str, error: str) -> None:
