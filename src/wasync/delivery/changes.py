@@ -30,7 +30,7 @@ from wasync.domain.models import (
 )
 from wasync.store.schema import chats, contacts, group_participants, groups
 from wasync.sync.commit import status_of
-from wasync.sync.publish import chat_data, contact_data, message_data
+from wasync.sync.publish import chat_data, contact_data, merged_data, merged_topics, message_data
 
 CHUNK = 300  # keys per IN (...) list: far below every driver's parameter limit
 K = TypeVar("K")
@@ -91,6 +91,11 @@ def changed_events(
     """The events of what the write changed (call after write_batch, same transaction)."""
     wanted = before.topics
     out: list[Event] = []
+    for merged in batch.merges:  # merged in this transaction (store/merge.py)
+        for topic in merged_topics(merged):
+            if topic in wanted:
+                data = merged_data(merged)
+                out.append(Event.of_fact(session, topic, data, merged.lid, merged.phone_jid))
     if "message" in wanted:
         for key, m in batch.messages.items():
             if key not in before.messages:

@@ -122,6 +122,15 @@ class HistoryBatch:
     progress: int | None = None
     # Chats the phone says it has nothing older of: their history is complete.
     complete_chats: tuple[str, ...] = ()
+    # (lid, phone JID) pairs the phone sent along (whatsmeow: phoneNumberToLidMappings).
+    mappings: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LidMappingsLearned:
+    """People's two addresses, (lid, phone JID) pairs, learned outside any record."""
+
+    pairs: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +181,7 @@ Event = (
     | MessageRevoked
     | ReactionReceived
     | HistoryBatch
+    | LidMappingsLearned
     | ChatUpserted
     | ContactsUpserted
     | GroupUpserted

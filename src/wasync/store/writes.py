@@ -34,6 +34,7 @@ from wasync.domain.batch import Batch
 from wasync.domain.jid import chat_kind_of
 from wasync.domain.models import Chat, Contact, Message, MessageKind
 from wasync.store import rows as R
+from wasync.store.identities import prepare
 from wasync.store.schema import (
     chats,
     contacts,
@@ -264,6 +265,9 @@ def write_batches(
     revoke_rows: list[tuple[Any, ...]] = []
     reaction_rows: list[tuple[Any, ...]] = []
     complete_rows: list[tuple[Any, ...]] = []
+    for sid, batch in items:
+        # A safety net for callers that did not prepare the batch (a no-op otherwise).
+        prepare(conn, sid, batch, now)
     for (sid, batch), result in zip(items, results, strict=True):
         msgs = list(batch.messages.values())
         contact_rows += _contact_rows(sid, batch, msgs, now, result)

@@ -7,7 +7,7 @@ from typing import Any
 from wasync.bus import BusEvent
 from wasync.domain import events as ev
 from wasync.domain.batch import Batch
-from wasync.domain.models import Chat, Contact, Message
+from wasync.domain.models import Chat, Contact, Message, PersonMerged
 from wasync.sync.commit import status_of
 
 
@@ -52,8 +52,28 @@ def contact_data(c: Contact) -> dict[str, Any]:
     }
 
 
+def merged_data(m: PersonMerged) -> dict[str, Any]:
+    """A person's rows under a number moved to their LID: `mergedJid` is gone now."""
+    return {
+        "jid": m.lid,
+        "lid": m.lid,
+        "phone": m.phone_jid.split("@", 1)[0],
+        "mergedJid": m.phone_jid,
+        "messagesMoved": m.messages_moved,
+    }
+
+
+def merged_topics(m: PersonMerged) -> list[str]:
+    """The events of one merge: the contact's, the direct chat's, or both."""
+    return [t for t, moved in (("contact.merged", m.contact), ("chat.merged", m.chat)) if moved]
+
+
 def bus_events(session: str, batch: Batch) -> list[BusEvent]:
     out: list[BusEvent] = []
+    # First: a client moves what it shows under the number before new rows arrive.
+    for merged in batch.merges:
+        for topic in merged_topics(merged):
+            out.append(BusEvent(session, topic, merged_data(merged)))
     for m in batch.messages.values():
         out.append(BusEvent(session, "message", message_data(m)))
     for e in batch.edits.values():

@@ -35,6 +35,7 @@ from wasync.domain.batch import Batch
 from wasync.errors import StoreError
 from wasync.sessions.ownership import Fenced, Lease, check_leases
 from wasync.store.db import Database
+from wasync.store.identities import prepare
 from wasync.store.writes import WriteResult, write_batches
 from wasync.sync.commit import record_lifecycle
 from wasync.sync.hooks import Hooks, run_after_write, run_before_write
@@ -332,6 +333,8 @@ class GroupWriter:
         with self.db.write() as conn:
             fenced = check_leases(conn, [s.lease for s, _ in group if s.lease is not None])
             live = [(s, b) for s, b in group if s.session_id not in fenced]
+            for stream, batch in live:
+                prepare(conn, stream.session_id, batch, now)
             befores = [run_before_write(conn, s.session_id, b, self.hooks) for s, b in live]
             written = write_batches(conn, [(s.session_id, b) for s, b in live], now)
             for (stream, batch), result, before in zip(live, written, befores, strict=True):
