@@ -365,7 +365,13 @@ def _contact_rows(
         senders.add(sender)
         old = found.get(sender)
         if old is None:
-            found[sender] = Contact(jid=sender, push_name=m.push_name)
+            # Both forms everywhere: a sender's own address says its number or its LID.
+            found[sender] = Contact(
+                jid=sender,
+                push_name=m.push_name,
+                phone=sender.split("@", 1)[0] if sender.endswith(_PERSON[0]) else None,
+                lid=sender if sender.endswith(_PERSON[1]) else None,
+            )
         elif m.push_name and not old.push_name:
             found[sender] = Contact(
                 jid=sender,

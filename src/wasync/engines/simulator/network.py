@@ -8,6 +8,7 @@ without ever holding the message history in memory.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from wasync.domain.events import Event, MessageEdited, MessageRevoked, ReactionReceived
@@ -26,6 +27,7 @@ from wasync.engines.simulator import history
 from wasync.engines.simulator.config import SCALES, NetworkConfig
 from wasync.engines.simulator.hashing import derive, mix
 from wasync.engines.simulator.history import ChatState
+from wasync.engines.simulator.identities import hides_number
 from wasync.engines.simulator.live import LiveTraffic
 from wasync.engines.simulator.media import media_payload, picture_jpeg
 from wasync.engines.simulator.pictures import PictureBook, PictureState
@@ -84,6 +86,30 @@ class Network:
 
     def groups(self) -> list[Group]:
         return list(self._groups)
+
+    # People, one each whatever address the wire used (wire.py).
+
+    def canonical(self, jid: str) -> str:
+        """The key a mirror keeps a person under: their LID if they have one."""
+        contact = self._contact_by_jid.get(jid)
+        return contact.lid if contact is not None and contact.lid else jid
+
+    def canonical_key(self, key: MessageKey) -> MessageKey:
+        return MessageKey(
+            self.canonical(key.chat_jid), self.canonical(key.sender_jid), key.message_id
+        )
+
+    def person(self, jid: str) -> Contact | None:
+        """A contact as a mirror should hold it: keyed canonically, with the forms
+        WhatsApp tells (no number for a person who hides it)."""
+        contact = self._contact_by_jid.get(jid)
+        if contact is None or contact.lid is None:
+            return contact
+        phone = None if hides_number(self.config, contact.phone or "") else contact.phone
+        return replace(contact, jid=contact.lid, phone=phone)
+
+    def people(self) -> list[Contact]:
+        return [p for c in self._contacts if (p := self.person(c.jid)) is not None]
 
     def group(self, jid: str) -> Group | None:
         return self._group_by_jid.get(jid)
