@@ -19,7 +19,15 @@ from wasync.commands import avatar_job
 from wasync.commands import history as history_command
 from wasync.commands.avatars import app as avatars_app
 from wasync.commands.cluster import app as cluster_app
-from wasync.commands.common import DatabaseOpt, DataDirOpt, open_database, settings_from
+from wasync.commands.common import (
+    DatabaseOpt,
+    DataDirOpt,
+    LateMappingsOpt,
+    LidFractionOpt,
+    open_database,
+    settings_from,
+    with_identities,
+)
 from wasync.commands.engine import app as engine_app
 from wasync.commands.pair import PAIR_HELP
 from wasync.commands.pair import pair as pair_command
@@ -69,6 +77,8 @@ def sync(
     limit_per_chat: int = typer.Option(
         20, "--limit-per-chat", min=0, help="Newest messages fetched per chat."
     ),
+    lid_fraction: float | None = LidFractionOpt,
+    late_mappings: bool | None = LateMappingsOpt,
     data_dir: Path | None = DataDirOpt,
     database: str | None = DatabaseOpt,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
@@ -76,7 +86,7 @@ def sync(
     """Run the initial sync of a session and print what was mirrored."""
 
     def body() -> None:
-        settings = settings_from(data_dir, database)
+        settings = with_identities(settings_from(data_dir, database), lid_fraction, late_mappings)
         report = asyncio.run(
             _sync(settings, engine, seed, scale, session, limit_per_chat, show=not as_json)
         )

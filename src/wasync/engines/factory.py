@@ -37,6 +37,8 @@ class SimulatorOptions:
     pair_delay: float | None = None
     history_delay: float = 0.0  # seconds the simulated phone takes to answer history
     live_limit: int | None = None  # live events in all, then the traffic stops
+    lid_fraction: float = 0.0  # share of people addressed by LID
+    late_mappings: bool = False  # LID <-> number pairs told only after both forms were seen
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> SimulatorOptions:
@@ -46,6 +48,8 @@ class SimulatorOptions:
             "live_rate": settings.simulator_live_rate,
             "history_delay": settings.simulator_history_delay,
             "live_limit": settings.simulator_live_limit,
+            "lid_fraction": settings.simulator_lid_fraction,
+            "late_mappings": settings.simulator_late_mappings,
             **overrides,
         }
         return cls(**options)  # type: ignore[arg-type]
@@ -121,7 +125,9 @@ class EngineFactory:
             history_delay=opts.history_delay,
             live_limit=opts.live_limit,
         )
-        network = Network.from_scale(opts.scale, opts.seed)
+        network = Network.from_scale(
+            opts.scale, opts.seed, lid_fraction=opts.lid_fraction, late_mappings=opts.late_mappings
+        )
         return SimulatorEngine(network, faults, paired=not new, auto_pair=False)
 
 
