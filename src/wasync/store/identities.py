@@ -136,6 +136,28 @@ def resolve(conn: Connection, session_id: int, jid: str) -> tuple[str, str | Non
     return jid, (jid if jid.endswith("@s.whatsapp.net") else None), None
 
 
+def canonical(conn: Connection, session_id: int, jid: str) -> str:
+    """The key the mirror keeps any address of a person under (others: unchanged)."""
+    return resolve(conn, session_id, jid)[0]
+
+
+def forms_of(
+    conn: Connection, session_id: int, jids: Iterable[str]
+) -> dict[str, tuple[str | None, str | None]]:
+    """(phone digits, lid) of each person among `jids`, for the API's both forms."""
+    wanted = sorted(set(jids))
+    lids = [j for j in wanted if is_lid(j)]
+    phones = [j for j in wanted if j.endswith("@s.whatsapp.net")]
+    pairs = load(conn, session_id, phones, lids) if lids or phones else Identities(None, {})
+    out: dict[str, tuple[str | None, str | None]] = {}
+    for jid in lids:
+        pn = pairs.phone_of.get(jid)
+        out[jid] = (pn.split("@", 1)[0] if pn else None, jid)
+    for jid in phones:
+        out[jid] = (jid.split("@", 1)[0], pairs.lid_of_phone.get(jid))
+    return out
+
+
 def learn(conn: Connection, session_id: int, pairs: Sequence[tuple[str, str]], now: int) -> Batch:
     """Store these pairs and merge the people they join (start-up restatement, tests)."""
     batch = Batch()
