@@ -40,9 +40,12 @@ def test_the_network_names_people_by_lid_and_some_hide_their_number() -> None:
     assert all(c.lid is None for c in plain.contacts())
 
 
+@pytest.mark.parametrize("seed", [7, 8, 11])
 @pytest.mark.parametrize("late", [True, False], ids=["late-mappings", "mappings-first"])
-async def test_the_mirror_equals_the_network_person_by_person(db: Database, late: bool) -> None:
-    net = lid_network(seed=7, late=late)
+async def test_the_mirror_equals_the_network_person_by_person(
+    db: Database, late: bool, seed: int
+) -> None:
+    net = lid_network(seed=seed, late=late)
     engine = SimulatorEngine(net, Faults(offline_retention=60))
     async with running(db, engine, limit_per_chat=10) as h:
         await engine.push_live(200)

@@ -295,3 +295,56 @@ def test_a_placeholder_stored_by_number_gives_way_to_the_message_by_lid(db: Data
     assert [(r.chat_jid, r.kind, r.text, r.edited_at) for r in rows] == [
         (LID, MessageKind.TEXT.value, "new text", T + 5)
     ]
+
+
+async def test_a_mirror_written_before_it_knew_a_pair_merges_when_its_session_starts(
+    db: Database,
+) -> None:
+    """Split rows from before (a contact row holding both forms, rows under each) merge
+    as soon as the session starts, and the merge is published."""
+    from wasync.config import Settings
+    from wasync.engines.simulator import Network, NetworkConfig, SimulatorEngine
+    from wasync.runtime import Runtime
+
+    sid = _session(db)
+    _split_person(db, sid)
+    with db.write() as conn:  # what an older mirror wrote: the pair on the contact only
+        conn.execute(update(contacts).where(contacts.c.jid == PN).values(lid=LID))
+    runtime = Runtime(Settings(), db=db)
+    await runtime.start()
+    seen = runtime.bus.subscribe(topics=("chat.merged", "contact.merged"), maxsize=100)
+    try:
+        net = Network(NetworkConfig(seed=1, contacts=2, groups=0, individual_chats=1, messages=5))
+        handle = await runtime.add_session("default", SimulatorEngine(net), engine_name="simulator")
+        await handle.sync.flush()
+        with db.read() as conn:
+            assert conn.execute(select(chats.c.jid).where(chats.c.jid == PN)).all() == []
+            assert conn.execute(select(messages).where(messages.c.chat_jid == PN)).all() == []
+            assert conn.execute(select(lid_mappings.c.lid)).scalars().all() == [LID]
+        topics = []
+        while not seen._queue.empty():
+            event = seen._queue.get_nowait()
+            if event is not None:
+                topics.append((event.topic, event.data["mergedJid"]))
+        assert sorted(topics) == [("chat.merged", PN), ("contact.merged", PN)]
+    finally:
+        await runtime.stop()
+
+
+def test_live_events_carry_both_forms_of_a_sender(db: Database) -> None:
+    sid = _session(db)
+    _commit(db, sid, ev.LidMappingsLearned(((LID, PN),)))
+    batch = _commit(
+        db,
+        sid,
+        ev.MessageReceived(_msg(PN, PN, "B1", T)),
+        ev.ReactionReceived(Reaction(MessageKey(PN, PN, "B1"), PN, "👍", T + 1)),
+        ev.ChatUpserted(Chat(PN, ChatKind.INDIVIDUAL)),
+    )
+    by_topic = {e.topic: e.data for e in bus_events("default", batch)}
+    message, reaction, chat = by_topic["message"], by_topic["reaction"], by_topic["chat"]
+    assert (message["senderJid"], message["senderPhone"], message["senderLid"]) == (
+        LID, "5511999990001", LID
+    )  # fmt: skip
+    assert (reaction["senderJid"], reaction["senderPhone"]) == (LID, "5511999990001")
+    assert (chat["jid"], chat["phone"], chat["lid"]) == (LID, "5511999990001", LID)

@@ -40,6 +40,9 @@ class Batch:
     # whose rows under a number moved to their LID in the same transaction, and the
     # transaction that rewrote the batch (it is prepared once per transaction).
     merges: list[PersonMerged] = field(default_factory=list)
+    restate: bool = False  # state every stored pair again (ev.IdentitiesRestated)
+    # The phone JID of each LID the batch names, when known (for both forms in events).
+    phones: dict[str, str] = field(default_factory=dict)
     prepared_in: object | None = None
     # Everything else (lifecycle, pairing) passes through to subscribers untouched.
     other: list[ev.Event] = field(default_factory=list)
@@ -68,6 +71,8 @@ class Batch:
                 self.mappings.update(event.mappings)
             case ev.LidMappingsLearned(pairs=pairs):
                 self.mappings.update(pairs)
+            case ev.IdentitiesRestated():
+                self.restate = True
             case ev.MessageEdited(edit=e):
                 old = self.edits.get(e.key)
                 if old is None or e.edited_at >= old.edited_at:
@@ -117,4 +122,5 @@ class Batch:
             or self.chats
             or self.groups
             or self.mappings
+            or self.restate
         )

@@ -134,6 +134,13 @@ class LidMappingsLearned:
 
 
 @dataclass(frozen=True, slots=True)
+class IdentitiesRestated:
+    """Not from an engine: a session starting asks the store to state again every pair
+    it holds (store/identities.py), so rows a mirror wrote under both forms before it
+    knew them to be one person merge."""
+
+
+@dataclass(frozen=True, slots=True)
 class ChatUpserted:
     chat: Chat
 
@@ -182,6 +189,7 @@ Event = (
     | ReactionReceived
     | HistoryBatch
     | LidMappingsLearned
+    | IdentitiesRestated
     | ChatUpserted
     | ContactsUpserted
     | GroupUpserted

@@ -710,13 +710,17 @@ def rekey_queued(
     """
     rows = conn.execute(
         select(jobs).where(
-            _j.session_id == session_id, _j.unique_key == old_key, _j.state == JobState.QUEUED
+            _j.session_id == session_id,
+            # A key may carry a suffix after '#' (a gap fill's scan: "<chat>#<scan id>").
+            or_(_j.unique_key == old_key, _j.unique_key.startswith(old_key + "#", autoescape=True)),
+            _j.state == JobState.QUEUED,
         )
     ).all()
     out: list[tuple[Job, Job | None]] = []
     for row in rows:
         job = Job.from_row(row)
-        kept = pending_job(conn, job.kind, session_id, new_key)
+        key = new_key + str(job.unique_key)[len(old_key) :]
+        kept = pending_job(conn, job.kind, session_id, key)
         if kept is not None:
             conn.execute(delete(jobs).where(_j.id == job.id))
             out.append((job, kept))
@@ -725,7 +729,7 @@ def rekey_queued(
         conn.execute(
             update(jobs)
             .where(_j.id == job.id)
-            .values(unique_key=new_key, payload=_dump(payload), updated_at=now)
+            .values(unique_key=key, payload=_dump(payload), updated_at=now)
         )
         out.append((job, None))
     return out

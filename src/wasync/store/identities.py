@@ -28,7 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from wasync.domain.batch import Batch
 from wasync.domain.identity import Pair, is_lid, pair_of, pairs_in, people_in, rewrite
 from wasync.store.merge import fill_forms, merge_person, present
-from wasync.store.schema import lid_mappings, sessions
+from wasync.store.schema import contacts, group_participants, lid_mappings, sessions
 
 CHUNK = 300  # keys per IN (...) list: far below every driver's parameter limit
 # The advisory lock's first key: which lock of wasync this is (the second is the session).
@@ -68,8 +68,10 @@ def prepare(conn: Connection, session_id: int, batch: Batch, now: int) -> None:
     batch.merges = []
     stated = {p for p in pairs_in(batch)}
     phones = people_in(batch)
-    if stated or phones:
-        _lock(conn, session_id, exclusive=False)
+    if stated or phones or batch.restate:
+        lock(conn, session_id, exclusive=batch.restate)
+        restated = stored_pairs(conn, session_id) if batch.restate else set()
+        stated |= restated
         ids = load(conn, session_id, phones | {pn for _, pn in stated}, {lid for lid, _ in stated})
         new = sorted(p for p in stated if ids.is_new(p))
         # Two pairs of one batch may contend for one number or one LID: the first wins.
@@ -78,14 +80,18 @@ def prepare(conn: Connection, session_id: int, batch: Batch, now: int) -> None:
             if ids.is_new(pair):
                 ids.add(pair)
                 learned.append(pair)
-        if learned:
-            _lock(conn, session_id, exclusive=True)
+        # Restated pairs the table held already: their numbers may still hold rows (a
+        # mirror written before the pair was known to it).
+        known = sorted(p for p in restated if p not in learned and ids.phone_of.get(p[0]) == p[1])
+        if learned or known:
+            lock(conn, session_id, exclusive=True)
             _insert(conn, session_id, learned, now)
+            joined = learned + known
             # Most pairs are news about people with nothing stored under the number (a
             # contact list on first sync): two bulk checks spare them the merge.
-            numbers = present(conn, session_id, [pn for _, pn in learned])
-            lids = present(conn, session_id, [lid for lid, _ in learned])
-            for lid, pn in learned:
+            numbers = present(conn, session_id, [pn for _, pn in joined])
+            lids = present(conn, session_id, [lid for lid, _ in joined])
+            for lid, pn in joined:
                 if pn in numbers:
                     merged = merge_person(conn, session_id, lid, pn, now, checked=True)
                     if merged is not None:
@@ -93,6 +99,7 @@ def prepare(conn: Connection, session_id: int, batch: Batch, now: int) -> None:
                 elif lid in lids:
                     fill_forms(conn, session_id, lid, pn)
         rewrite(batch, ids.canonical, ids.lid_of)
+        batch.phones = ids.phone_of
     batch.prepared_in = transaction
 
 
@@ -115,6 +122,27 @@ def load(
     return Identities(own, pairs)
 
 
+def stored_pairs(conn: Connection, session_id: int) -> set[Pair]:
+    """Every pair the mirror holds: the table, and contact and roster rows that carry
+    both forms (a mirror written before the table existed)."""
+    pairs = {(lid, pn) for lid, pn in all_pairs(conn, session_id).items()}
+    c, p = contacts.c, group_participants.c
+    for table, key, phone, lid in (
+        (contacts, c.jid, c.phone, c.lid),
+        (group_participants, p.participant_jid, p.phone, p.lid),
+    ):
+        rows = conn.execute(
+            select(key, phone, lid)
+            .where(table.c.session_id == session_id, phone.is_not(None), lid.is_not(None))
+            .distinct()
+        )
+        for jid, digits, lid_jid in rows:
+            pair = pair_of(lid_jid, f"{digits}@s.whatsapp.net")
+            if pair is not None and (jid in pair):
+                pairs.add(pair)
+    return pairs
+
+
 def all_pairs(conn: Connection, session_id: int) -> dict[str, str]:
     """Every stored pair of a session: {lid: phone JID}."""
     m = lid_mappings.c
@@ -134,6 +162,13 @@ def resolve(conn: Connection, session_id: int, jid: str) -> tuple[str, str | Non
     if lid is not None:
         return lid, jid, lid
     return jid, (jid if jid.endswith("@s.whatsapp.net") else None), None
+
+
+def canonical_keys(conn: Connection, session_id: int, jids: Iterable[str]) -> dict[str, str]:
+    """The key each address is kept under, in one statement (a chat list's JIDs)."""
+    wanted = set(jids)
+    ids = load(conn, session_id, [j for j in wanted if j.endswith("@s.whatsapp.net")], [])
+    return {j: ids.canonical(j) for j in wanted}
 
 
 def canonical(conn: Connection, session_id: int, jid: str) -> str:
@@ -178,7 +213,9 @@ def _insert(conn: Connection, session_id: int, pairs: list[Pair], now: int) -> N
     conn.execute(dialect.insert(lid_mappings).on_conflict_do_nothing(), rows)
 
 
-def _lock(conn: Connection, session_id: int, *, exclusive: bool) -> None:
+def lock(conn: Connection, session_id: int, *, exclusive: bool) -> None:
+    """The session's identity lock (PostgreSQL): shared to write rows keyed by people,
+    exclusive to learn a pair and merge. Held until the transaction ends."""
     if conn.dialect.name != "postgresql":
         return
     fn = func.pg_advisory_xact_lock if exclusive else func.pg_advisory_xact_lock_shared

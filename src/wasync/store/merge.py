@@ -412,10 +412,9 @@ def _combined_state(old: RowMapping, moved: RowMapping) -> dict[str, Any]:
             key=lambda r: r["gap_since_timestamp"] if r["gap_since_timestamp"] is not None else -1,
         )
         values.update({f: gap[f] for f in gap_fields})
+        # Filled from the newest message again: the fill point was one form's only.
         values["gap_until_message_id"] = values["gap_until_sender_jid"] = None
         values["gap_until_timestamp"] = None
-        if gap["gap_status"] == "filling":
-            values["gap_status"] = "pending"
     else:
         values.update({f: None for f in gap_fields})
     values["gap_epoch"] = max(r["gap_epoch"] for r in rows) + (1 if gaps else 0)
