@@ -4,12 +4,21 @@ and full history, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from wasync.avatars import AvatarService, records
+from wasync.avatars import install as install_avatars
+from wasync.config import Settings
 from wasync.engines.simulator import Faults, Network, NetworkConfig, SimulatorEngine
 from wasync.engines.simulator.identities import hides_number
+from wasync.jobs import queries as queue
+from wasync.runtime import Runtime
 from wasync.store.db import Database
 
+from ..waiting import eventually
+from .avatars_harness import fast_config
 from .mirror import assert_people_mirrored
 from .test_history_support import running
 
@@ -43,11 +52,19 @@ def test_the_network_names_people_by_lid_and_some_hide_their_number() -> None:
 @pytest.mark.parametrize("seed", [7, 8, 11])
 @pytest.mark.parametrize("late", [True, False], ids=["late-mappings", "mappings-first"])
 async def test_the_mirror_equals_the_network_person_by_person(
-    db: Database, late: bool, seed: int
+    db: Database, late: bool, seed: int, tmp_path: Path
 ) -> None:
     net = lid_network(seed=seed, late=late)
     engine = SimulatorEngine(net, Faults(offline_retention=60))
-    async with running(db, engine, limit_per_chat=10) as h:
+    settings = Settings(limit_per_chat=10, data_dir=tmp_path)
+    avatars: list[AvatarService] = []
+
+    def with_avatars(runtime: Runtime) -> None:
+        avatars.append(install_avatars(runtime, fast_config(0.002)))
+
+    async with running(
+        db, engine, limit_per_chat=10, settings=settings, before_start=with_avatars
+    ) as h:
         await engine.push_live(200)
         await h.settle(engine)
 
@@ -63,3 +80,16 @@ async def test_the_mirror_equals_the_network_person_by_person(
         await h.settle(engine)
         assert engine.stats.events_lost > 0
         assert_people_mirrored(db, h.session_id, net)
+
+        # Pictures: every person checked, none twice (no picture changed meanwhile).
+        def checked() -> bool:
+            with db.read() as conn:
+                return queue.pending_count(conn, "avatar", h.session_id) == 0
+
+        await eventually(checked, 60)
+        assert engine.pictures_asked
+        twice = {jid: n for jid, n in engine.pictures_asked.items() if n > 1}
+        assert not twice, f"pictures fetched more than once per person: {twice}"
+        with db.read() as conn:
+            unchecked = records.never_checked(conn, h.session_id)
+        assert unchecked == []  # every person and group was checked

@@ -8,7 +8,7 @@ import hashlib
 import logging
 import random
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import replace
 
@@ -90,6 +90,8 @@ class SimulatorEngine:
         self.stats = EngineStats()
         self.picture_requests: list[float] = []  # time.monotonic() of each request
         self.picture_refusals: list[float] = []  # time.monotonic() of each 429 answered
+        # Picture requests answered per person (by their number: either form counts once).
+        self.pictures_asked: Counter[str] = Counter()
         # Picture faults: requests accepted lately (for the 429 burst) and a seeded RNG.
         self._picture_window: deque[float] = deque()
         self._picture_blocked_until = 0.0
@@ -484,6 +486,7 @@ class SimulatorEngine:
         await self._request("fetch a profile picture")
         self._picture_faults(jid, asked_at)
         jid = self.wire.internal(jid)  # one person, one picture, whichever form is asked
+        self.pictures_asked[jid] += 1
         state = self.network.picture_state(jid)
         picture_id = self.network.picture_id(jid)
         if state is PictureState.FORBIDDEN:
