@@ -348,3 +348,56 @@ def test_live_events_carry_both_forms_of_a_sender(db: Database) -> None:
     )  # fmt: skip
     assert (reaction["senderJid"], reaction["senderPhone"]) == (LID, "5511999990001")
     assert (chat["jid"], chat["phone"], chat["lid"]) == (LID, "5511999990001", LID)
+
+
+@pytest.mark.postgres
+def test_a_pair_learned_while_another_writer_writes_under_the_number_leaves_no_split(
+    pg_schema_url: str,
+) -> None:
+    """PostgreSQL runs writers at once: a writer that read the table before a pair was
+    learned must not leave rows under the number once both commit (the identity lock
+    makes the learner wait for it, and then merges what it wrote)."""
+    import threading
+
+    from wasync.store.identities import prepare
+    from wasync.store.writes import write_batch
+
+    db = Database(pg_schema_url)
+    db.migrate()
+    try:
+        sid = _session(db)
+        prepared, learned = threading.Event(), threading.Event()
+        errors: list[BaseException] = []
+
+        def write_under_number() -> None:
+            try:
+                batch = Batch()
+                batch.add(ev.MessageReceived(_msg(PN, PN, "RACE", T)))
+                with db.write() as conn:
+                    prepare(conn, sid, batch, T)  # reads the table: no pair yet
+                    prepared.set()
+                    # Without the lock the learner commits here, before our rows exist.
+                    learned.wait(1.0)
+                    write_batch(conn, sid, batch, T)
+            except BaseException as exc:  # reported by the test
+                errors.append(exc)
+
+        def learn_pair() -> None:
+            try:
+                prepared.wait(10)
+                _commit(db, sid, ev.LidMappingsLearned(((LID, PN),)))
+                learned.set()
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=f) for f in (write_under_number, learn_pair)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert not errors and not any(t.is_alive() for t in threads)
+        with db.read() as conn:
+            keys = conn.execute(select(messages.c.chat_jid, messages.c.sender_jid)).all()
+        assert [tuple(k) for k in keys] == [(LID, LID)]
+    finally:
+        db.close()
