@@ -93,3 +93,27 @@ async def test_the_mirror_equals_the_network_person_by_person(
         with db.read() as conn:
             unchecked = records.never_checked(conn, h.session_id)
         assert unchecked == []  # every person and group was checked
+
+
+async def test_duplicates_reordering_and_a_lossy_outage_still_mirror_person_by_person(
+    db: Database,
+) -> None:
+    """Mappings told late may arrive twice, out of order, or be lost with the offline
+    queue: they are told again at every connect, and the mirror still converges."""
+    net = lid_network(seed=12)
+    faults = Faults(offline_retention=40, duplicate_rate=0.2, reorder_window=6)
+    engine = SimulatorEngine(net, faults)
+    async with running(db, engine, limit_per_chat=10) as h:
+        await engine.push_live(150)
+        await h.settle(engine)
+        for _ in range(2):
+            await engine.drop_connection()
+            await engine.push_live(200)
+            await h.reconnect(engine)
+            await engine.push_live(50)
+            await h.settle(engine)
+        for jid in net.chat_jids():
+            await h.service.request("default", net.canonical(jid), full=True)
+        await h.settle(engine)
+        assert engine.stats.events_lost > 0 and engine.stats.duplicates_delivered > 0
+        assert_people_mirrored(db, h.session_id, net)
