@@ -100,13 +100,17 @@ def pairs_in(batch: Batch) -> Iterator[Pair]:
 
 def people_in(batch: Batch) -> set[str]:
     """The phone JIDs the batch names (the ones that may have a LID to rewrite to)."""
-    out: set[str] = set()
+    # Messages are most of a batch: a chat's or sender's JID is seen once per message,
+    # and a set comprehension is several times quicker than a call per address.
+    user = _USER
+    out = {k.chat_jid for k in batch.messages if k.chat_jid.endswith(user)}
+    out.update(k.sender_jid for k in batch.messages if k.sender_jid.endswith(user))
 
     def add(jid: str | None) -> None:
         if is_phone_jid(jid):
             out.add(jid)  # type: ignore[arg-type]
 
-    for key in (*batch.messages, *batch.edits, *batch.revokes):
+    for key in (*batch.edits, *batch.revokes):
         add(key.chat_jid)
         add(key.sender_jid)
     for r in batch.revokes.values():
@@ -124,13 +128,41 @@ def people_in(batch: Batch) -> set[str]:
     return out
 
 
-def rewrite(batch: Batch, canonical: Canonical, lid_of: Callable[[str], str | None]) -> None:
+def rewrite(
+    batch: Batch, canonical: Canonical, lid_of: Callable[[str], str | None], *, keys: bool = True
+) -> None:
     """Rewrite every address of `batch` to its canonical key, in place.
 
     `canonical` maps a phone JID to its LID when known (anything else to itself);
     `lid_of` gives the LID of a phone JID or None. Records that meet under one key
-    (a contact sent in both forms) are combined as `Batch.add` would.
+    (a contact sent in both forms) are combined as `Batch.add` would. `keys=False`:
+    no address of the batch has a LID to move to, so messages, edits, deletes and
+    reactions stay as they are (the common case, at no cost); records still get
+    both forms filled in.
     """
+    if keys:
+        _rewrite_keys(batch, canonical)
+    contacts = dict(batch.contacts)
+    batch.contacts = {}
+    for c in contacts.values():
+        batch.add_contact(_person(c, canonical, lid_of))
+    chats: dict[str, Chat] = {}
+    for jid, chat in batch.chats.items():
+        to = canonical(jid)
+        if to != jid:
+            chat = replace(chat, jid=to)
+        if to not in chats or to == jid:
+            chats[to] = chat
+    batch.chats = chats
+    batch.groups = {jid: _group(g, canonical, lid_of) for jid, g in batch.groups.items()}
+    batch.pictures_changed = {
+        canonical(jid): replace(p, jid=canonical(jid)) if canonical(jid) != jid else p
+        for jid, p in batch.pictures_changed.items()
+    }
+    batch.complete_chats = {canonical(jid) for jid in batch.complete_chats}
+
+
+def _rewrite_keys(batch: Batch, canonical: Canonical) -> None:
 
     def key(k: MessageKey) -> MessageKey:
         chat, sender = canonical(k.chat_jid), canonical(k.sender_jid)
@@ -138,12 +170,13 @@ def rewrite(batch: Batch, canonical: Canonical, lid_of: Callable[[str], str | No
             return k
         return MessageKey(chat, sender, k.message_id)
 
-    batch.messages = _rekeyed(
-        (key(k), replace(m, key=key(k)) if key(k) != k else m) for k, m in batch.messages.items()
-    )
-    batch.edits = _newest(
-        (key(k), replace(e, key=key(k)) if key(k) != k else e) for k, e in batch.edits.items()
-    )
+    def moved(items: Iterable[tuple[MessageKey, V]]) -> Iterator[tuple[MessageKey, V]]:
+        for k, item in items:
+            to = key(k)
+            yield to, (item if to is k else replace(item, key=to))  # type: ignore[type-var]
+
+    batch.messages = _rekeyed(moved(batch.messages.items()))
+    batch.edits = _newest(moved(batch.edits.items()))
     batch.revokes = _rekeyed(
         (
             key(k),
@@ -163,24 +196,6 @@ def rewrite(batch: Batch, canonical: Canonical, lid_of: Callable[[str], str | No
         if old is None or new.timestamp >= old.timestamp:
             reactions[(t, s)] = new
     batch.reactions = reactions
-    contacts = dict(batch.contacts)
-    batch.contacts = {}
-    for c in contacts.values():
-        batch.add_contact(_person(c, canonical, lid_of))
-    chats: dict[str, Chat] = {}
-    for jid, chat in batch.chats.items():
-        to = canonical(jid)
-        if to != jid:
-            chat = replace(chat, jid=to)
-        if to not in chats or to == jid:
-            chats[to] = chat
-    batch.chats = chats
-    batch.groups = {jid: _group(g, canonical, lid_of) for jid, g in batch.groups.items()}
-    batch.pictures_changed = {
-        canonical(jid): replace(p, jid=canonical(jid)) if canonical(jid) != jid else p
-        for jid, p in batch.pictures_changed.items()
-    }
-    batch.complete_chats = {canonical(jid) for jid in batch.complete_chats}
 
 
 def _rekeyed(items: Iterable[tuple[MessageKey, V]]) -> dict[MessageKey, V]:

@@ -98,7 +98,9 @@ def prepare(conn: Connection, session_id: int, batch: Batch, now: int) -> None:
                         batch.merges.append(merged)
                 elif lid in lids:
                     fill_forms(conn, session_id, lid, pn)
-        rewrite(batch, ids.canonical, ids.lid_of)
+        # Keys move only when some number of the batch has a LID (most batches: none).
+        moves = any(pn in ids.lid_of_phone for pn in phones) or bool(learned or known)
+        rewrite(batch, ids.canonical, ids.lid_of, keys=moves)
         batch.phones = ids.phone_of
     batch.prepared_in = transaction
 
