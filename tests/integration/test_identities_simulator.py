@@ -47,6 +47,12 @@ def test_the_network_names_people_by_lid_and_some_hide_their_number() -> None:
     plain = Network(lid_network(seed=5).config.replace(lid_fraction=0.0))
     assert [c.jid for c in plain.contacts()] == [c.jid for c in net.contacts()]
     assert all(c.lid is None for c in plain.contacts())
+    # A group member known by LID writes to us directly for the first time.
+    before = set(net.chat_jids())
+    net.live_events(300)
+    members = {p.jid for g in net.groups() for p in g.participants}
+    first = [j for j in set(net.chat_jids()) - before if j in members]
+    assert first and all(net.canonical(j).endswith("@lid") for j in first)
 
 
 @pytest.mark.parametrize("seed", [7, 8, 11])

@@ -241,10 +241,17 @@ class Network:
         return message
 
     def add_lead(self, timestamp: int | None = None) -> Message:
-        """A new contact writes to us first: a new contact, chat and message appear."""
+        """A new contact writes to us first: a new contact, chat and message appear.
+
+        On a network with LIDs, every other lead is a group member (known by LID from the
+        roster) writing to us directly for the first time, while one remains.
+        """
         at = self._stamp(timestamp)
         number = len(self._chats)
         value = mix(self._lead_key ^ number)
+        member = self._member_without_chat(value) if self.config.lid_fraction > 0 else None
+        if member is not None:
+            return self._first_direct_message(member, number, at)
         phone = "1555" + str(value % 10**7).zfill(7)
         while phone in self._phones:
             value = mix(value)
@@ -262,6 +269,34 @@ class Network:
             at,
             1,
             contact.push_name,
+            contact.jid,
+            contact.push_name,
+            unread_count=1,
+        )
+        self._chats[contact.jid] = state
+        message = history.generate(state, 0, self.me, self.media_base_url, at, from_peer=True)
+        state.live.append(message)
+        self._live_total += 1
+        return message
+
+    def _member_without_chat(self, value: int) -> Contact | None:
+        if value & 1:
+            return None
+        members = {p.jid for g in self._groups for p in g.participants}
+        waiting = [
+            c for c in self._contacts if c.lid and c.jid in members and c.jid not in self._chats
+        ]
+        return waiting[(value >> 1) % len(waiting)] if waiting else None
+
+    def _first_direct_message(self, contact: Contact, number: int, at: int) -> Message:
+        state = ChatState(
+            contact.jid,
+            ChatKind.INDIVIDUAL,
+            mix(self._chat_key ^ (number << 32)),
+            0,
+            at,
+            1,
+            contact.name or contact.push_name,
             contact.jid,
             contact.push_name,
             unread_count=1,
