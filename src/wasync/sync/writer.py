@@ -282,6 +282,8 @@ class GroupWriter:
 
     async def _commit_each(self, stream: SessionStream, batch: Batch) -> None:
         merged = WriteResult()
+        # What the failed group attempt merged was rolled back: the singles say it again.
+        batch.merges = []
         for event in batch.events:
             single = Batch()
             single.add(event)
@@ -300,6 +302,8 @@ class GroupWriter:
                 self._fence(stream)
                 return
             result = results[0]
+            batch.merges += single.merges
+            batch.phones.update(single.phones)
             merged.messages += result.messages
             merged.chats_touched |= result.chats_touched
             merged.senders |= result.senders
