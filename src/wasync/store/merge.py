@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, or_, select, update
 from sqlalchemy.engine import RowMapping
 
 from wasync.domain.identity import digits_of
@@ -94,13 +94,19 @@ def merge_person(
     contact = _merge_record(conn, contacts, session_id, lid, pn, _contact_values)
     chat = _merge_record(conn, chats, session_id, lid, pn, _chat_values)
     group_chats = _group_chats(conn, session_id)
-    moved = _merge_messages(conn, session_id, lid, pn, group_chats)
+    moved, wrote_in = _merge_messages(conn, session_id, lid, pn, group_chats)
     conn.execute(
         update(messages)
         .where(messages.c.session_id == session_id, messages.c.revoked_by == pn)
         .values(revoked_by=lid)
     )
-    _merge_reactions(conn, session_id, lid, pn, group_chats)
+    # Reactions by the person, or to their messages, are in the groups they wrote in or
+    # belong to: only those are read (a group's reactions are read whole).
+    p = group_participants.c
+    member_of = conn.execute(
+        select(p.group_jid).where(p.session_id == session_id, p.participant_jid == pn)
+    ).scalars()
+    _merge_reactions(conn, session_id, lid, pn, sorted(wrote_in | set(member_of)))
     _merge_sync_state(conn, session_id, lid, pn)
     _merge_rosters(conn, session_id, lid, pn)
     fill_forms(conn, session_id, lid, pn)
@@ -251,7 +257,9 @@ def _combined(keep: RowMapping, other: RowMapping) -> dict[str, Any]:
 
 def _merge_messages(
     conn: Connection, session_id: int, lid: str, pn: str, group_chats: list[str]
-) -> int:
+) -> tuple[int, set[str]]:
+    """Move the person's messages; (how many moved, the group chats they wrote in)."""
+
     def moved_key(r: RowMapping) -> tuple[str, str, str]:
         chat = lid if r["chat_jid"] == pn else r["chat_jid"]
         sender = lid if r["sender_jid"] == pn else r["sender_jid"]
@@ -260,14 +268,16 @@ def _merge_messages(
     moving = _select_messages(conn, session_id, [pn], None)
     moving += _select_messages(conn, session_id, group_chats, pn)
     if not moving:
-        return 0
+        return 0, set()
     # What is already stored under the new keys (a message seen in both forms).
     m = messages.c
     staying: list[RowMapping] = []
-    by_chat: dict[str, set[str]] = {}
+    # Looked up by the whole key (chat, sender, ids): seeks, never a group's scan.
+    by_target: dict[tuple[str, str], set[str]] = {}
     for r in moving:
-        by_chat.setdefault(moved_key(r)[0], set()).add(r["message_id"])
-    for chat, ids in by_chat.items():
+        chat, sender, mid = moved_key(r)
+        by_target.setdefault((chat, sender), set()).add(mid)
+    for (chat, sender), ids in by_target.items():
         id_list = sorted(ids)
         for start in range(0, len(id_list), CHUNK):
             staying += (
@@ -275,6 +285,7 @@ def _merge_messages(
                     select(messages).where(
                         m.session_id == session_id,
                         m.chat_jid == chat,
+                        m.sender_jid == sender,
                         m.message_id.in_(id_list[start : start + CHUNK]),
                     )
                 )
@@ -292,15 +303,29 @@ def _merge_messages(
             keepers[key] = {**r, "chat_jid": key[0], "sender_jid": key[1], "_moved": True}
             continue
         keep.update(_combined(keep, r))  # type: ignore[arg-type]
-        keep["_moved"] = True
+        keep["_moved"] = keep["_combined"] = True
         gone.append(r["id"])
     for start in range(0, len(gone), CHUNK):
         conn.execute(delete(messages).where(m.id.in_(gone[start : start + CHUNK])))
     changed = [k for k in keepers.values() if k["_moved"]]
+    # Most rows only change key: one executemany; a message kept once of two is rewritten.
+    moves = [
+        {"_id": k["id"], "_chat": k["chat_jid"], "_sender": k["sender_jid"]}
+        for k in changed
+        if not k.get("_combined")
+    ]
+    if moves:
+        conn.execute(
+            update(messages)
+            .where(m.id == bindparam("_id"))
+            .values(chat_jid=bindparam("_chat"), sender_jid=bindparam("_sender")),
+            moves,
+        )
     for row in changed:
-        values = {f: row[f] for f in ("chat_jid", "sender_jid", *_MESSAGE_DATA)}
-        conn.execute(update(messages).where(m.id == row["id"]).values(**values))
-    return len(moving)
+        if row.get("_combined"):
+            values = {f: row[f] for f in ("chat_jid", "sender_jid", *_MESSAGE_DATA)}
+            conn.execute(update(messages).where(m.id == row["id"]).values(**values))
+    return len(moving), {r["chat_jid"] for r in moving if r["chat_jid"] != pn}
 
 
 def _merge_reactions(
