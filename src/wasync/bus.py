@@ -24,6 +24,8 @@ TOPICS = (
     "chat",
     "contact",
     "group",
+    "contact.merged",
+    "chat.merged",
     "avatar",
     "session.status",
     "sync.progress",

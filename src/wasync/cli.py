@@ -22,9 +22,12 @@ from wasync.commands.cluster import app as cluster_app
 from wasync.commands.common import (
     DatabaseOpt,
     DataDirOpt,
+    LateMappingsOpt,
+    LidFractionOpt,
     open_database,
     run_command,
     settings_from,
+    with_identities,
 )
 from wasync.commands.engine import app as engine_app
 from wasync.commands.existing import check_engine_inputs, choose_engine, open_existing_database
@@ -94,6 +97,8 @@ def sync(
     limit_per_chat: int = typer.Option(
         20, "--limit-per-chat", min=0, help="Newest messages fetched per chat."
     ),
+    lid_fraction: float | None = LidFractionOpt,
+    late_mappings: bool | None = LateMappingsOpt,
     data_dir: Path | None = DataDirOpt,
     database: str | None = DatabaseOpt,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
@@ -105,7 +110,7 @@ def sync(
     """
 
     def body() -> None:
-        settings = settings_from(data_dir, database)
+        settings = with_identities(settings_from(data_dir, database), lid_fraction, late_mappings)
         check_engine_inputs(settings, session, engine, scale)
         report = asyncio.run(
             _sync(
@@ -164,7 +169,9 @@ async def _sync(
             scale=scale,
             may_create=True,
             create=create,
+            settings=settings,
         )
+        settings = choice.settings_for(settings)
         engine = make_engine(
             choice.engine, seed=choice.seed, scale=choice.scale, session=session, settings=settings
         )

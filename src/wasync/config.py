@@ -100,6 +100,18 @@ class Settings(BaseSettings):
         description="Simulator sessions: live traffic ends after this many events (default: "
         "never), so the network's final state is known.",
     )
+    simulator_lid_fraction: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Simulator sessions: share of people WhatsApp addresses by LID (a fifth "
+        "of them hide their number).",
+    )
+    simulator_late_mappings: bool = Field(
+        default=False,
+        description="Simulator sessions: a person's LID <-> number pair is told only after "
+        "both forms were seen (or at the next connect).",
+    )
 
     simulator_history_delay: float = Field(
         default=0.0,

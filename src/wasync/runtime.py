@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from wasync.bus import BusEvent, EventBus
 from wasync.config import Settings
 from wasync.domain.batch import Batch
-from wasync.domain.events import Connected
+from wasync.domain.events import Connected, IdentitiesRestated
 from wasync.domain.models import SyncProgress, SyncReport
 from wasync.engines.base import Engine
 from wasync.jobs.runner import JobRunner
@@ -194,6 +194,8 @@ class Runtime:
         )
         handle = SessionHandle(name, session_id, engine, engine_name, sync, lease, write)
         self.sessions[name] = handle
+        # First: rows this mirror kept under both forms of a person it now knows merge.
+        await stream.put(IdentitiesRestated())
         try:
             await sync.start()
         except BaseException:

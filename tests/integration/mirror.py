@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from sqlalchemy import select
 
-from wasync.domain.models import Message
+from wasync.domain.models import Message, MessageKey
 from wasync.engines.simulator import Network
 from wasync.store import queries
 from wasync.store.db import Database
@@ -118,3 +118,75 @@ def assert_changes_mirrored(db: Database, session_id: int, net: Network) -> None
         for (t, s), r in net.reactions().items()
     }
     assert stored_reactions == truth
+
+
+def assert_people_mirrored(db: Database, session_id: int, net: Network) -> None:
+    """The mirror equals the network person by person: one contact and one direct chat
+    per person (keyed by their LID when they have one), every message once under its
+    canonical key, edits, deletes and reactions, rosters and sync state."""
+    people = {p.jid: p for p in net.people()}
+    with db.read() as conn:
+        crow = {
+            r.jid: r
+            for r in conn.execute(select(contacts).where(contacts.c.session_id == session_id))
+        }
+        chat_keys = set(
+            conn.execute(select(chats.c.jid).where(chats.c.session_id == session_id)).scalars()
+        )
+        members: dict[str, set[str]] = {}
+        for r in conn.execute(
+            select(group_participants).where(group_participants.c.session_id == session_id)
+        ):
+            members.setdefault(r.group_jid, set()).add(r.participant_jid)
+        states = {s: queries.get_sync_state(conn, session_id, s) for s in chat_keys}
+    assert set(crow) == set(people), (
+        f"contacts not person by person: extra {sorted(set(crow) - set(people))[:3]}, "
+        f"missing {sorted(set(people) - set(crow))[:3]}"
+    )
+    for jid, p in people.items():
+        row = crow[jid]
+        assert (row.name, row.phone, row.lid, row.business_name) == (
+            p.name, p.phone, p.lid, p.business_name
+        ), (jid, tuple(row), p)  # fmt: skip
+    assert chat_keys == {net.canonical(j) for j in net.chat_jids()}
+    for g in net.groups():
+        assert members[g.jid] == {net.canonical(p.jid) for p in g.participants}, g.jid
+    want = {net.canonical_key(m.key): comparable(m) for m in net.iter_all_messages()}
+    got = stored_messages(db, session_id)
+    got_keys = {MessageKey(*k) for k in got}
+    missing, extra = set(want) - got_keys, got_keys - set(want)
+    assert not missing, f"{len(missing)} messages missing, e.g. {sorted(missing)[:3]}"
+    assert not extra, f"{len(extra)} unexpected messages, e.g. {sorted(extra)[:3]}"
+    assert_no_duplicates(db)
+    for key, m in want.items():
+        stored = got[(key.chat_jid, key.sender_jid, key.message_id)]
+        assert (stored.timestamp, stored.kind, stored.from_me) == (m.timestamp, m.kind, m.from_me)
+    with db.read() as conn:
+        rows = {
+            (r.chat_jid, r.sender_jid, r.message_id): r
+            for r in conn.execute(select(messages).where(messages.c.session_id == session_id))
+        }
+        stored_reactions = {
+            (r.chat_jid, r.target_sender_jid, r.target_message_id, r.sender_jid): r.emoji or None
+            for r in conn.execute(select(reactions).where(reactions.c.session_id == session_id))
+        }
+    for key, edit in net.edits().items():
+        c = net.canonical_key(key)
+        assert rows[(c.chat_jid, c.sender_jid, c.message_id)].text == edit.text, key
+    for key, revoke in net.revokes().items():
+        c = net.canonical_key(key)
+        row = rows[(c.chat_jid, c.sender_jid, c.message_id)]
+        assert (row.revoked_at, row.revoked_by) == (
+            revoke.revoked_at,
+            net.canonical(revoke.revoked_by) if revoke.revoked_by else None,
+        ), key
+    truth = {}
+    for (t, s), r in net.reactions().items():
+        c = net.canonical_key(t)
+        truth[(c.chat_jid, c.sender_jid, c.message_id, net.canonical(s))] = r.emoji or None
+    assert stored_reactions == truth
+    for jid in net.chat_jids():
+        state = states[net.canonical(jid)]
+        newest = net.message(jid, net.message_count(jid) - 1)
+        assert state is not None and state.newest_message_id == newest.key.message_id, jid
+        assert state.newest_sender_jid == net.canonical(newest.key.sender_jid), jid

@@ -40,6 +40,7 @@ __all__ = ["silent_ws"]
 
 ALICE = "5511911110001@s.whatsapp.net"
 BOB_LID = "81111111111@lid"
+ALICE_LID = "82222222222@lid"
 BOB = "5511922220002@s.whatsapp.net"
 GROUP = "120363000000000001@g.us"
 
@@ -155,7 +156,7 @@ async def test_live_messages_and_initial_history_reach_the_store(
                     }
                 ],
                 "pushnames": [{"id": ALICE, "pushname": "Alice P"}],
-                "phoneNumberToLidMappings": [{"pnJid": ALICE, "lidJid": "82222222222@lid"}],
+                "phoneNumberToLidMappings": [{"pnJid": ALICE, "lidJid": ALICE_LID}],
             },
         ),
     )
@@ -175,17 +176,17 @@ async def test_live_messages_and_initial_history_reach_the_store(
     assert got["M2"].kind == "image" and got["M2"].text == "a photo"
     assert got["M2"].media_direct_path == "/v/t62/abc" and got["M2"].media_size == 1234
     assert got["M3"].from_me and got["M3"].sender_jid == ME
-    # The LID sender is keyed by the phone number the envelope revealed.
-    assert got["G1"].chat_jid == GROUP and got["G1"].sender_jid == BOB
+    # A person is keyed by their LID once both forms are known (domain/identity.py).
+    assert got["G1"].chat_jid == GROUP and got["G1"].sender_jid == BOB_LID
     assert got["OLD1"].timestamp == 1_600_000_000
     await eventually(lambda: len(rows(database, reactions.c.emoji)) == 1)
     reaction = rows(database, *reactions.c)[0]
     assert (reaction.target_message_id, reaction.target_sender_jid) == ("M3", ME)
-    assert reaction.sender_jid == ALICE and reaction.emoji == "👍"
+    assert reaction.sender_jid == ALICE_LID and reaction.emoji == "👍"
     people = {r.jid: r for r in rows(database, *contacts.c)}
-    assert people[BOB].lid == BOB_LID
+    assert people[BOB_LID].lid == BOB_LID and people[BOB_LID].phone == BOB.split("@")[0]
     # Baileys keeps push names of PUSH_NAME history sets only; Alice's came live.
-    assert people[ALICE].lid == "82222222222@lid" and people[ALICE].push_name == "Alice"
+    assert people[ALICE_LID].lid == ALICE_LID and people[ALICE_LID].push_name == "Alice"
     assert_no_duplicates(database)
 
 

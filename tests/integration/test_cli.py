@@ -92,3 +92,17 @@ def test_console_script_runs(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["messages"] > 0
+
+
+def test_sync_with_people_addressed_by_lid_keeps_one_contact_per_person(tmp_path: Path) -> None:
+    import sqlite3
+
+    from wasync.engines.simulator import Network
+
+    args = ["sync", "--seed", "3", "--lid-fraction", "1", "--data-dir", str(tmp_path), "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    with sqlite3.connect(tmp_path / "wasync.db") as conn:
+        stored = {jid for (jid,) in conn.execute("SELECT jid FROM contacts")}
+    people = Network.from_scale("tiny", 3, lid_fraction=1.0).people()
+    assert stored == {p.jid for p in people} and all(j.endswith("@lid") for j in stored)

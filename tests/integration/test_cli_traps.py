@@ -12,15 +12,17 @@ import re
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from wasync import __version__
 from wasync.cli import app
-from wasync.config import Settings
+from wasync.config import Settings, sqlite_url_for
 from wasync.engines.factory import EngineFactory
 from wasync.engines.simulator import Network
 from wasync.store.db import Database
-from wasync.store.sessions import list_sessions
+from wasync.store.schema import chats
+from wasync.store.sessions import find_session, list_sessions
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
@@ -169,10 +171,42 @@ def test_a_second_sync_reports_no_new_messages(tmp_path: Path) -> None:
 
 
 def test_a_restored_simulator_session_gets_its_own_network(tmp_path: Path) -> None:
-    """`wasync serve` builds a stored session with its stored seed and scale."""
-    factory = EngineFactory(Settings(data_dir=tmp_path))  # defaults: tiny, seed 1
-    engine = factory.build("s", "simulator", options={"seed": 4, "scale": "small"})
+    """`wasync serve` builds a stored session with its stored seed, scale and identities."""
+    factory = EngineFactory(Settings(data_dir=tmp_path))  # defaults: tiny, seed 1, no LIDs
+    stored = {"seed": 4, "scale": "small", "lid_fraction": 0.5, "late_mappings": True}
+    engine = factory.build("s", "simulator", options=stored)
     network = engine.network  # type: ignore[attr-defined]
-    expected = Network.from_scale("small", 4)
+    expected = Network.from_scale("small", 4, lid_fraction=0.5, late_mappings=True)
     assert network.chat_jids() == expected.chat_jids()
-    assert factory.options_for("simulator") == {"seed": 1, "scale": "tiny"}
+    assert factory.options_for("simulator") == {
+        "seed": 1,
+        "scale": "tiny",
+        "lid_fraction": 0.0,
+        "late_mappings": False,
+    }
+
+
+def test_history_asks_the_network_its_session_was_synced_from(tmp_path: Path) -> None:
+    """A session synced with LIDs keeps them: `history` (which has no such flags) draws
+    the same network, so its chats are found."""
+    synced = CliRunner().invoke(
+        app,
+        ["sync", "--data-dir", str(tmp_path), "--lid-fraction", "0.5", "--late-mappings",
+         "--limit-per-chat", "3", "--json"],
+    )  # fmt: skip
+    assert synced.exit_code == 0, synced.output
+    db = Database(sqlite_url_for(tmp_path))
+    try:
+        with db.read() as conn:
+            row = find_session(conn, "default")
+            chat = conn.execute(
+                select(chats.c.jid).where(chats.c.jid.like("%@lid")).limit(1)
+            ).scalar_one()
+    finally:
+        db.close()
+    assert row is not None and row.engine_options is not None
+    assert row.engine_options["lid_fraction"] == 0.5 and row.engine_options["late_mappings"]
+    history = CliRunner().invoke(
+        app, ["history", "--data-dir", str(tmp_path), "--chat", chat, "--json"]
+    )
+    assert history.exit_code == 0, history.output

@@ -106,7 +106,7 @@ async def test_disconnect_pauses_a_sync_and_reconnect_resumes_it(
         assert conn.execute(select(func.count()).select_from(groups)).scalar_one() == 1
     alice = people[f"{ALICE}@s.whatsapp.net"]
     assert (alice.name, alice.push_name) == ("Alice Doe", "Ali")
-    bob = people[f"{BOB}@s.whatsapp.net"]  # the LID contact, keyed by its phone
+    bob = people[f"{BOB_LID}@lid"]  # both forms known: keyed by the LID (domain/identity.py)
     assert (bob.business_name, bob.lid, bob.phone) == ("Bob's Bikes", f"{BOB_LID}@lid", BOB)
 
 

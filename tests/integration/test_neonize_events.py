@@ -73,12 +73,12 @@ async def test_joined_group_then_changes(db: Database, tmp_path: Path) -> None:
             g,
             "Book club",
             "books",
-            f"{ALICE}@s.whatsapp.net",
+            "11110000000001@lid",  # both of Alice's forms are known: her LID is her key
         )
         assert row["created_at"] == T0
         members = _members(db)
-        alice, bob = f"{ALICE}@s.whatsapp.net", f"{BOB}@s.whatsapp.net"
-        assert set(members) == {alice, bob}  # the LID member is keyed by phone
+        alice, bob = "11110000000001@lid", f"{BOB_LID}@lid"
+        assert set(members) == {alice, bob}  # the member with a LID is keyed by it
         assert (members[alice]["is_admin"], members[alice]["is_super_admin"]) == (True, True)
         assert (members[bob]["lid"], members[bob]["phone"]) == (f"{BOB_LID}@lid", BOB)
         assert members[alice]["display_name"] == "Alice"
@@ -97,7 +97,7 @@ async def test_joined_group_then_changes(db: Database, tmp_path: Path) -> None:
     assert (row["name"], row["topic"]) == ("Book club 2", None)
     members = _members(db)
     carol = f"{CAROL}@s.whatsapp.net"
-    assert set(members) == {f"{ALICE}@s.whatsapp.net", carol}
+    assert set(members) == {"11110000000001@lid", carol}
     assert (members[carol]["is_admin"], members[carol]["phone"]) == (True, CAROL)
     [chat] = _rows(db, chats)
     assert (chat["jid"], chat["kind"], chat["name"]) == (g, "group", "Book club 2")

@@ -165,10 +165,11 @@ async def test_history_sync_with_several_conversations(db: Database, tmp_path: P
     assert batch.sync_type == HistorySyncType.INITIAL_BOOTSTRAP
     assert batch.progress == 40
     assert batch.complete_chats == (CAROL,)
+    # Stored LID-first (domain/identity.py): the history says both forms of Alice and Carol.
 
     found = {r["jid"]: r for r in _table(db, chats)}
-    assert set(found) == {ALICE, CAROL, GROUP}
-    alice = found[ALICE]
+    assert set(found) == {ALICE_LID, CAROL_LID, GROUP}
+    alice = found[ALICE_LID]
     assert (alice["kind"], alice["unread_count"], alice["archived"], alice["pinned"]) == (
         "individual",
         2,
@@ -176,7 +177,7 @@ async def test_history_sync_with_several_conversations(db: Database, tmp_path: P
         True,
     )
     assert alice["last_message_at"] == T0 + 100
-    assert found[CAROL]["muted_until"] == FOREVER
+    assert found[CAROL_LID]["muted_until"] == FOREVER
     family = found[GROUP]
     assert (family["kind"], family["name"], family["muted_until"]) == ("group", "Family", T0 + 3600)
     assert (family["archived"], family["pinned"]) == (False, False)
@@ -184,12 +185,12 @@ async def test_history_sync_with_several_conversations(db: Database, tmp_path: P
     by_id = {r["message_id"]: r for r in _table(db, messages)}
     assert set(by_id) == {"A1", "A2", "A3", "C1", "C2", "G1", "G2"}
     assert (by_id["A3"]["sender_jid"], by_id["A3"]["from_me"]) == (OWN_JID, True)
-    assert (by_id["A1"]["sender_jid"], by_id["A1"]["timestamp"]) == (ALICE, T0 + 10)
+    assert (by_id["A1"]["sender_jid"], by_id["A1"]["timestamp"]) == (ALICE_LID, T0 + 10)
     assert (by_id["A2"]["kind"], by_id["A2"]["text"]) == ("image", "pic")
     assert by_id["A2"]["media_direct_path"] == "/p"
-    assert by_id["C1"]["chat_jid"] == by_id["C1"]["sender_jid"] == CAROL
+    assert by_id["C1"]["chat_jid"] == by_id["C1"]["sender_jid"] == CAROL_LID
     assert (by_id["C2"]["revoked_at"], by_id["C2"]["kind"]) == (T0 + 50, "unknown")
-    assert (by_id["G1"]["sender_jid"], by_id["G1"]["push_name"]) == (CAROL, "Carol")
+    assert (by_id["G1"]["sender_jid"], by_id["G1"]["push_name"]) == (CAROL_LID, "Carol")
     assert (by_id["G2"]["sender_jid"], by_id["G2"]["quoted_id"]) == (DAN_LID, "G1")
 
     [reaction] = _table(db, reactions)
@@ -201,9 +202,9 @@ async def test_history_sync_with_several_conversations(db: Database, tmp_path: P
     assert reaction["timestamp"] == T0 + 25
 
     people = {r["jid"]: r for r in _table(db, contacts)}
-    assert people[ALICE]["push_name"] == "Alice A."
-    assert (people[ALICE]["lid"], people[ALICE]["phone"]) == (ALICE_LID, "5511911110001")
-    assert (people[CAROL]["push_name"], people[CAROL]["lid"]) == ("Carol C.", CAROL_LID)
+    assert people[ALICE_LID]["push_name"] == "Alice A."
+    assert (people[ALICE_LID]["lid"], people[ALICE_LID]["phone"]) == (ALICE_LID, "5511911110001")
+    assert (people[CAROL_LID]["push_name"], people[CAROL_LID]["lid"]) == ("Carol C.", CAROL_LID)
     assert people[DAN_LID]["push_name"] == "Dan"
     assert OWN_JID not in people
 

@@ -81,7 +81,7 @@ async def test_direct_text_with_push_name(db: Database, tmp_path: Path) -> None:
     assert (contact["jid"], contact["push_name"]) == (row["sender_jid"], "Alice")
 
 
-async def test_group_message_from_lid_sender_is_keyed_by_phone(
+async def test_group_message_from_lid_sender_is_keyed_by_lid_with_both_forms(
     db: Database, tmp_path: Path
 ) -> None:
     engine = new_engine(tmp_path / "t.db")
@@ -97,7 +97,7 @@ async def test_group_message_from_lid_sender_is_keyed_by_phone(
                 body=E.Message(conversation="from a lid"),
                 push_name="Alice",
             ),
-            # Later messages with the LID alone still land on the phone JID.
+            # Later messages with the LID alone land on the same person.
             message_ev(
                 chat=group(GROUP),
                 sender=lid(ALICE_LID),
@@ -116,7 +116,7 @@ async def test_group_message_from_lid_sender_is_keyed_by_phone(
                 body=E.Message(conversation="unknown lid"),
             ),
         )
-    alice = f"{ALICE}@s.whatsapp.net"
+    alice = f"{ALICE_LID}@lid"  # LID-first (domain/identity.py)
     assert message_row(db, "G1")["sender_jid"] == alice
     assert message_row(db, "G2")["sender_jid"] == alice
     assert message_row(db, "G3")["sender_jid"] == f"{BOB_LID}@lid"

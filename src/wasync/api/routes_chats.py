@@ -22,6 +22,7 @@ from wasync.domain.models import MessageKind
 from wasync.errors import DomainError
 from wasync.runtime import Runtime
 from wasync.store import queries
+from wasync.store.identities import canonical, forms_of
 from wasync.store.schema import group_participants
 from wasync.store.sessions import get_session, validate_session_name
 
@@ -41,7 +42,8 @@ def session_id_of(conn: Connection, session: str, runtime: Runtime | None = None
 
 
 def chat_jid_of(jid: str) -> str:
-    """The canonical JID of a path segment (a JID in any spelling, or a phone number)."""
+    """The canonical JID of a path segment (a JID in any spelling, or a phone number);
+    `canonical()` then gives the key a person is kept under (LID or phone JID)."""
     return to_jid(jid)
 
 
@@ -69,7 +71,8 @@ def list_chats(
         unnamed = [row["jid"] for row in page.items if not row["name"]]
         names = reads.contact_names(conn, sid, unnamed)
         last = reads.last_messages(conn, sid, jids)
-    items = [chat_data(row, names, last.get(row["jid"])) for row in page.items]
+        forms = forms_of(conn, sid, jids)
+    items = [chat_data(row, names, last.get(row["jid"]), forms) for row in page.items]
     return json_response({"items": items, "nextCursor": page.next_cursor})
 
 
@@ -79,6 +82,7 @@ def get_chat(session: str, jid: str, runtime: Runtime = RuntimeDep) -> S.ChatDet
     jid = chat_jid_of(jid)
     with runtime.db.read() as conn:
         sid = session_id_of(conn, session)
+        jid = canonical(conn, sid, jid)
         row = _require_chat(conn, sid, jid)
         names = reads.contact_names(conn, sid, [jid])
         last = reads.last_messages(conn, sid, [jid]).get(jid)
@@ -90,7 +94,8 @@ def get_chat(session: str, jid: str, runtime: Runtime = RuntimeDep) -> S.ChatDet
                 select(func.count()).where(p.session_id == sid, p.group_jid == jid)
             ).scalar_one()
         state = queries.get_sync_state(conn, sid, jid)
-    return chat_detail(row, names, last, group, members, state)
+        forms = forms_of(conn, sid, [jid])
+    return chat_detail(row, names, last, group, members, state, forms)
 
 
 @router.get("/chats/{jid}/messages", response_model=S.MessagePage, responses=ERRORS)
@@ -108,6 +113,7 @@ def list_messages(
     jid = chat_jid_of(jid)
     with runtime.db.read() as conn:
         sid = session_id_of(conn, session, runtime)
+        jid = canonical(conn, sid, jid)
         page = queries.list_messages(conn, sid, jid, limit=limit, before=before, after=after)
         if not page.items:  # an empty page: tell an unknown chat from an empty one
             _require_chat(conn, sid, jid)
@@ -115,7 +121,10 @@ def list_messages(
         rows = [r for r in page.items if r["kind"] != MessageKind.UNKNOWN.value]
         names = reads.contact_names(conn, sid, {r["sender_jid"] for r in rows if not r["from_me"]})
         reactions = reads.reactions_of(conn, sid, jid, [r["message_id"] for r in rows])
-    items = [message_data(session, r, names, reactions) for r in rows]
+        people = {r["sender_jid"] for r in rows}
+        people.update(x["senderJid"] for found in reactions.values() for x in found)
+        forms = forms_of(conn, sid, people)
+    items = [message_data(session, r, names, reactions, forms) for r in rows]
     return json_response({"items": items, "nextCursor": page.next_cursor})
 
 
@@ -125,6 +134,7 @@ def list_participants(session: str, jid: str, runtime: Runtime = RuntimeDep) -> 
     jid = chat_jid_of(jid)
     with runtime.db.read() as conn:
         sid = session_id_of(conn, session)
+        jid = canonical(conn, sid, jid)
         if reads.group_row(conn, sid, jid) is None:
             _require_chat(conn, sid, jid)
             raise NotFound(f"{jid!r} is not a group: only groups have participants")

@@ -11,6 +11,7 @@ from wasync.api.errors import NotFound
 from wasync.api.routes_chats import chat_jid_of, session_id_of
 from wasync.api.shapes import contact_out
 from wasync.runtime import Runtime
+from wasync.store.identities import canonical
 from wasync.store.queries import MAX_PAGE
 
 router = APIRouter(
@@ -41,6 +42,7 @@ def get_contact(session: str, jid: str, runtime: Runtime = RuntimeDep) -> S.Cont
     jid = chat_jid_of(jid)
     with runtime.db.read() as conn:
         sid = session_id_of(conn, session)
+        jid = canonical(conn, sid, jid)
         row = reads.contact_row(conn, sid, jid)
     if row is None:
         raise NotFound(f"no contact {jid!r} in this session")

@@ -20,6 +20,7 @@ from wasync.domain.jid import normalize_jid
 from wasync.domain.models import MediaInfo
 from wasync.engines.base import CapabilityMissing, MediaGone
 from wasync.errors import DomainError
+from wasync.store.identities import canonical
 
 router = APIRouter(prefix="/api/sessions/{session}", tags=["media"], dependencies=[Authenticated])
 Control = Depends(get_control)
@@ -44,6 +45,9 @@ def _find(
 ) -> tuple[int, dict[str, Any]]:
     with control.runtime.db.read() as conn:
         sid = session_id_of(conn, session)
+        # A person's chat and messages by LID, phone JID or number alike.
+        chat = canonical(conn, sid, chat)
+        sender = canonical(conn, sid, sender) if sender else None
         rows = reads.find_messages(conn, sid, chat, message_id, sender)
     if not rows:
         raise NotFound(f"no message {message_id!r} in chat {chat!r}")
@@ -96,7 +100,7 @@ async def get_media(
         return await handle.engine.download(info)
 
     path = await cache.fetch(
-        cache.path_for(sid, chat, row["sender_jid"], message_id), download, info.sha256
+        cache.path_for(sid, row["chat_jid"], row["sender_jid"], message_id), download, info.sha256
     )
     mimetype = row["media_mimetype"] or "application/octet-stream"
     filename = row["media_filename"] or message_id

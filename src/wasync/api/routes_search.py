@@ -11,6 +11,7 @@ from wasync.api.schemas import json_response
 from wasync.runtime import Runtime
 from wasync.search.results import search_page
 from wasync.store import search
+from wasync.store.identities import canonical
 
 router = APIRouter(prefix="/api/sessions/{session}", tags=["search"], dependencies=[Authenticated])
 
@@ -34,5 +35,7 @@ def search_messages(
     chat_jid = chat_jid_of(chat) if chat else None
     with runtime.db.read() as conn:
         sid = session_id_of(conn, session, runtime)
+        if chat_jid is not None:
+            chat_jid = canonical(conn, sid, chat_jid)  # a LID or a number: the same person
         page = search_page(conn, session, sid, q, chat_jid=chat_jid, before=before, limit=limit)
     return json_response(page)

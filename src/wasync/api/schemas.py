@@ -167,7 +167,9 @@ class MessagePreview(Model):
 
 
 class ChatItem(Model):
-    jid: str
+    jid: str = Field(description="The key the chat is kept under: a person's LID when known.")
+    phone: str | None = Field(None, description="A direct chat's phone number, when known.")
+    lid: str | None = Field(None, description="A direct chat's LID, when known.")
     kind: str
     name: str | None
     display_name: str
@@ -216,6 +218,8 @@ class MediaOut(Model):
 
 class Reaction(Model):
     sender_jid: str
+    sender_phone: str | None = None
+    sender_lid: str | None = None
     emoji: str
     timestamp: int
 
@@ -224,6 +228,8 @@ class MessageOut(Model):
     cursor: str = Field(description="Keyset cursor of this message: page before or after it.")
     chat_jid: str
     sender_jid: str
+    sender_phone: str | None = Field(None, description="The sender's phone number, when known.")
+    sender_lid: str | None = Field(None, description="The sender's LID, when known.")
     sender_name: str | None
     message_id: str
     from_me: bool

@@ -75,11 +75,17 @@ def chat_display_name(row: dict[str, Any], names: dict[str, str]) -> str:
     return str(row["name"] or names.get(row["jid"]) or jid_user(row["jid"]))
 
 
+Forms = dict[str, tuple[str | None, str | None]]  # jid -> (phone digits, lid): both forms
+
+
 def chat_data(
-    row: dict[str, Any], names: dict[str, str], last: dict[str, Any] | None
+    row: dict[str, Any], names: dict[str, str], last: dict[str, Any] | None, forms: Forms
 ) -> dict[str, Any]:
+    phone, lid = forms.get(row["jid"], (None, None))
     return {
         "jid": row["jid"],
+        "phone": phone,
+        "lid": lid,
         "kind": row["kind"],
         "name": row["name"],
         "displayName": chat_display_name(row, names),
@@ -101,6 +107,7 @@ def chat_detail(
     group: dict[str, Any] | None,
     members: int | None,
     state: SyncState | None,
+    forms: Forms,
 ) -> S.ChatDetail:
     sync = None
     if state is not None:
@@ -115,7 +122,7 @@ def chat_detail(
         )
     return S.ChatDetail.model_validate(
         {
-            **chat_data(row, names, last),
+            **chat_data(row, names, last, forms),
             "topic": group["topic"] if group else None,
             "ownerJid": group["owner_jid"] if group else None,
             "groupCreatedAt": group["created_at"] if group else None,
@@ -144,8 +151,10 @@ def message_data(
     row: dict[str, Any],
     names: dict[str, str],
     reactions: dict[tuple[str, str], list[dict[str, Any]]],
+    forms: Forms,
 ) -> dict[str, Any]:
     revoked = row["revoked_at"] is not None
+    phone, lid = forms.get(row["sender_jid"], (None, None))
     media = None
     if not revoked and (row["media_mimetype"] or row["media_url"] or row["media_direct_path"]):
         media = {
@@ -158,6 +167,8 @@ def message_data(
         "cursor": message_cursor(row["timestamp"], row["id"]),
         "chatJid": row["chat_jid"],
         "senderJid": row["sender_jid"],
+        "senderPhone": phone,
+        "senderLid": lid,
         "senderName": names.get(row["sender_jid"]) or row["push_name"],
         "messageId": row["message_id"],
         "fromMe": bool(row["from_me"]),
@@ -170,7 +181,11 @@ def message_data(
         "editedAt": row["edited_at"],
         "revokedAt": row["revoked_at"],
         "revokedBy": row["revoked_by"],
-        "reactions": reactions.get((row["sender_jid"], row["message_id"]), []),
+        "reactions": [
+            {**r, "senderPhone": p, "senderLid": x}
+            for r in reactions.get((row["sender_jid"], row["message_id"]), [])
+            for p, x in (forms.get(r["senderJid"], (None, None)),)
+        ],
     }
 
 

@@ -30,6 +30,7 @@ from wasync.jobs.kinds import JobKind
 from wasync.jobs.outcome import JobOutcome, Retry
 from wasync.jobs.policy import RetryPolicy
 from wasync.jobs.queries import Job
+from wasync.store import identities
 from wasync.sync.hooks import TransactionHook
 
 if TYPE_CHECKING:
@@ -218,6 +219,7 @@ class AvatarService:
         a transient failure) is queued, so it happens later without asking again.
         """
         worker = self.worker(session)
+        jid = await asyncio.to_thread(self._person, worker, jid)
         paused = worker.limiter.paused_for
         if paused > 0:
             result = AvatarResult(
@@ -235,6 +237,12 @@ class AvatarService:
         ):
             queued = await asyncio.to_thread(self._enqueue_one, worker, result.jid)
         return result, queued
+
+    @staticmethod
+    def _person(worker: SessionAvatars, jid: str) -> str:
+        """Pictures are per person: a LID, a phone JID or a number is one check."""
+        with worker.db.read() as conn:
+            return identities.canonical(conn, worker.session_id, jid)
 
     def _enqueue_one(self, worker: SessionAvatars, jid: str) -> bool:
         with worker.db.write() as conn:

@@ -33,6 +33,7 @@ from wasync.commands.existing import open_existing_database
 from wasync.domain.jid import to_jid
 from wasync.errors import DomainError
 from wasync.jobs import queries as queue
+from wasync.store import identities
 from wasync.store.sessions import get_session, list_sessions
 
 app = typer.Typer(
@@ -100,13 +101,14 @@ def fetch_command(
         try:
             with db.write() as conn:
                 sid = get_session(conn, session).id
+                person = identities.canonical(conn, sid, canonical)  # LID, number: one person
                 added = enqueue_avatars(
-                    conn, sid, [canonical], Reason.MANUAL, max_attempts=config.max_attempts
+                    conn, sid, [person], Reason.MANUAL, max_attempts=config.max_attempts
                 )
         finally:
             db.close()
         if as_json:
-            print_json({"session": session, "jid": canonical, "enqueued": added})
+            print_json({"session": session, "jid": person, "enqueued": added})
             return
         state = "queued" if added else "already queued (moved to the front)"
         console.print(f"{escape(canonical)}: {state}")

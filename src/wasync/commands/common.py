@@ -32,6 +32,36 @@ DatabaseOpt = typer.Option(
     help="Database URL (sqlite:///path or postgresql://…) [default: SQLite in the data dir].",
 )
 
+# The simulator's identities (engines/simulator/wire.py); None: the setting's value.
+LidFractionOpt = typer.Option(
+    None,
+    "--lid-fraction",
+    min=0.0,
+    max=1.0,
+    envvar="WASYNC_SIMULATOR_LID_FRACTION",
+    help="Simulator: share of people WhatsApp addresses by LID, a fifth of them with "
+    "their number hidden [default: 0].",
+)
+LateMappingsOpt = typer.Option(
+    None,
+    "--late-mappings/--no-late-mappings",
+    envvar="WASYNC_SIMULATOR_LATE_MAPPINGS",
+    help="Simulator: tell a person's LID <-> number pair only after both forms were seen "
+    "(or at the next connect) [default: no].",
+)
+
+
+def with_identities(
+    settings: Settings, lid_fraction: float | None, late_mappings: bool | None
+) -> Settings:
+    """`settings` with the simulator identity options given on the command line."""
+    changes: dict[str, Any] = {}
+    if lid_fraction is not None:
+        changes["simulator_lid_fraction"] = lid_fraction
+    if late_mappings is not None:
+        changes["simulator_late_mappings"] = late_mappings
+    return settings.model_copy(update=changes) if changes else settings
+
 
 def print_json(value: Any) -> None:
     """One JSON document on stdout (the --json output of a command)."""

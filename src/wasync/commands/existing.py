@@ -73,9 +73,27 @@ class EngineChoice:
     seed: int
     scale: str
     new: bool  # the session does not exist yet: it is made with these
+    lid_fraction: float = 0.0
+    late_mappings: bool = False
 
     def options(self) -> dict[str, object] | None:
-        return {"seed": self.seed, "scale": self.scale} if self.engine == "simulator" else None
+        if self.engine != "simulator":
+            return None
+        return {
+            "seed": self.seed,
+            "scale": self.scale,
+            "lid_fraction": self.lid_fraction,
+            "late_mappings": self.late_mappings,
+        }
+
+    def settings_for(self, settings: Settings) -> Settings:
+        """`settings` with this session's simulated identities (its network's shape)."""
+        return settings.model_copy(
+            update={
+                "simulator_lid_fraction": self.lid_fraction,
+                "simulator_late_mappings": self.late_mappings,
+            }
+        )
 
 
 def check_engine_inputs(
@@ -102,6 +120,7 @@ def choose_engine(
     scale: str | None,
     may_create: bool,
     create: bool = False,
+    settings: Settings | None = None,
 ) -> EngineChoice:
     """The engine a command runs `session` with: the stored one, else what was asked.
 
@@ -123,8 +142,14 @@ def choose_engine(
                 f"no session named {session!r} (sessions: {', '.join(names)}): "
                 "pass --create to make a new one"
             )
+        wanted = settings or Settings()
         return EngineChoice(
-            engine or "simulator", _or(seed, DEFAULT_SEED), scale or DEFAULT_SCALE, new=True
+            engine or "simulator",
+            _or(seed, DEFAULT_SEED),
+            scale or DEFAULT_SCALE,
+            new=True,
+            lid_fraction=wanted.simulator_lid_fraction,
+            late_mappings=wanted.simulator_late_mappings,
         )
     if engine is not None and engine != row.engine:
         raise ConfigError(
@@ -146,7 +171,15 @@ def choose_engine(
                 f"session {session!r} was made with {flag} {kept}, not {asked}: "
                 f"drop {flag}, or use another --session"
             )
-    return EngineChoice("simulator", kept_seed, kept_scale, new=False)
+    # A session made before identities were stored was drawn without LIDs.
+    return EngineChoice(
+        "simulator",
+        kept_seed,
+        kept_scale,
+        new=False,
+        lid_fraction=float(stored.get("lid_fraction", 0.0)),
+        late_mappings=bool(stored.get("late_mappings", False)),
+    )
 
 
 def _or(value: int | None, default: int) -> int:

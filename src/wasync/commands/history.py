@@ -42,6 +42,7 @@ from wasync.jobs import queries as queue
 from wasync.runtime import Runtime
 from wasync.store import queries
 from wasync.store.db import Database
+from wasync.store.identities import canonical
 from wasync.store.schema import messages
 
 HELP = """Load older messages of one chat: a number of pages (--pages, default 1) or its
@@ -164,6 +165,7 @@ async def _history(
         choice = choose_engine(
             db, session, engine=engine_name, seed=seed, scale=scale, may_create=False
         )
+        settings = choice.settings_for(settings)
         engine = make_engine(
             choice.engine, seed=choice.seed, scale=choice.scale, session=session, settings=settings
         )
@@ -194,11 +196,18 @@ async def _history(
         engine_options=choice.options(),
         install=install_history,
     ) as handle:
+        # A person's chat by LID, phone JID or number: the key the mirror keeps it under.
+        chat_jid = await asyncio.to_thread(_canonical, db, handle.session_id, chat_jid)
         run = await _backfill(
             db, service[0], handle.session_id, session, chat_jid, options, full, pages, show
         )
         await handle.sync.flush()
         return run, await asyncio.to_thread(_stored, db, handle.session_id, chat_jid)
+
+
+def _canonical(db: Database, session_id: int, jid: str) -> str:
+    with db.read() as conn:
+        return canonical(conn, session_id, jid)
 
 
 async def _backfill(

@@ -15,7 +15,13 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from wasync.commands.common import DatabaseOpt, DataDirOpt
+from wasync.commands.common import (
+    DatabaseOpt,
+    DataDirOpt,
+    LateMappingsOpt,
+    LidFractionOpt,
+    with_identities,
+)
 from wasync.config import Settings
 from wasync.engines.factory import ENGINE_NAMES, EngineFactory, SimulatorOptions
 from wasync.engines.simulator.config import SCALES
@@ -145,6 +151,8 @@ def demo(
     scale: str = typer.Option("small", help="Simulated account size: tiny, small, medium, large."),
     seed: int = typer.Option(1, help="Seed of the simulated network."),
     live_rate: float = typer.Option(1.0, "--live-rate", min=0, help="Live events per second."),
+    lid_fraction: float | None = LidFractionOpt,
+    late_mappings: bool | None = LateMappingsOpt,
     latency: float = typer.Option(
         0.03, min=0, help="Seconds each simulated WhatsApp request takes."
     ),
@@ -186,9 +194,18 @@ def demo(
             limit_per_chat=limit_per_chat,
             avatar_interval=avatar_interval,
         )
+        settings = with_identities(settings, lid_fraction, late_mappings)
         await run_server(
             settings,
-            simulator=SimulatorOptions(scale, seed, live_rate, latency, pair_delay=3.0),
+            simulator=SimulatorOptions(
+                scale,
+                seed,
+                live_rate,
+                latency,
+                pair_delay=3.0,
+                lid_fraction=settings.simulator_lid_fraction,
+                late_mappings=settings.simulator_late_mappings,
+            ),
             demo=DemoOptions(limit_per_chat=limit_per_chat),
             on_started=_announce(
                 "wasync demo: a simulated WhatsApp account with live traffic", note, demo=True

@@ -10,6 +10,7 @@ webhooks alone; messages, the hot path, need only the "before" read.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,14 @@ from wasync.domain.models import (
 )
 from wasync.store.schema import chats, contacts, group_participants, groups
 from wasync.sync.commit import status_of
-from wasync.sync.publish import chat_data, contact_data, message_data
+from wasync.sync.publish import (
+    chat_data,
+    contact_data,
+    forms,
+    merged_data,
+    merged_topics,
+    message_data,
+)
 
 CHUNK = 300  # keys per IN (...) list: far below every driver's parameter limit
 K = TypeVar("K")
@@ -91,10 +99,17 @@ def changed_events(
     """The events of what the write changed (call after write_batch, same transaction)."""
     wanted = before.topics
     out: list[Event] = []
+    for merged in batch.merges:  # merged in this transaction (store/merge.py)
+        for topic in merged_topics(merged):
+            if topic in wanted:
+                data = merged_data(merged)
+                out.append(Event.of_fact(session, topic, data, merged.lid, merged.phone_jid))
     if "message" in wanted:
         for key, m in batch.messages.items():
             if key not in before.messages:
-                out.append(Event.of_fact(session, "message", message_data(m), *_parts(key)))
+                out.append(
+                    Event.of_fact(session, "message", message_data(m, batch.phones), *_parts(key))
+                )
     edited = _edited_keys(batch, wanted)
     after = message_states(conn, session_id, edited) if edited else {}
     if "message.edit" in wanted:
@@ -105,7 +120,8 @@ def changed_events(
         out.extend(_reaction_events(conn, session_id, session, batch, before))
     if "chat" in wanted and batch.chats:
         now = chat_records(conn, session_id, sorted(batch.chats))
-        out.extend(_record_events(session, "chat", before.chats, now, before.known, chat_data))
+        shape = functools.partial(chat_data, phones=batch.phones)
+        out.extend(_record_events(session, "chat", before.chats, now, before.known, shape))
     if "contact" in wanted and batch.contacts:
         now_c = contact_records(conn, session_id, sorted(batch.contacts))
         out.extend(
@@ -174,6 +190,8 @@ def _reaction_events(
             "targetSenderJid": target.sender_jid,
             "targetMessageId": target.message_id,
             "senderJid": sender,
+            "senderPhone": forms(sender, batch.phones)[0],
+            "senderLid": forms(sender, batch.phones)[1],
             "emoji": emoji,
             "timestamp": timestamp,
         }

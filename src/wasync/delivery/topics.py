@@ -15,6 +15,8 @@ EVENT_TYPES = (
     "chat",
     "contact",
     "group",
+    "contact.merged",
+    "chat.merged",
     "avatar",
     "session.status",
     "sync.progress",

@@ -17,6 +17,7 @@ from wasync.domain.models import (
     MessageEdit,
     MessageKey,
     MessageRevoke,
+    PersonMerged,
     Reaction,
 )
 
@@ -33,6 +34,16 @@ class Batch:
     pictures_changed: dict[str, ev.PictureChanged] = field(default_factory=dict)
     # Chats whose history the phone says is complete (nothing older exists).
     complete_chats: set[str] = field(default_factory=set)
+    # (lid -> phone JID) pairs stated outside contact and roster records.
+    mappings: dict[str, str] = field(default_factory=dict)
+    # Filled by the store when it writes the batch (store/identities.py): the people
+    # whose rows under a number moved to their LID in the same transaction, and the
+    # transaction that rewrote the batch (it is prepared once per transaction).
+    merges: list[PersonMerged] = field(default_factory=list)
+    restate: bool = False  # state every stored pair again (ev.IdentitiesRestated)
+    # The phone JID of each LID the batch names, when known (for both forms in events).
+    phones: dict[str, str] = field(default_factory=dict)
+    prepared_in: object | None = None
     # Everything else (lifecycle, pairing) passes through to subscribers untouched.
     other: list[ev.Event] = field(default_factory=list)
     # The events as received, kept so a batch that cannot be committed as a whole
@@ -57,6 +68,11 @@ class Batch:
                 for contact in event.contacts:
                     self.add_contact(contact)
                 self.complete_chats.update(event.complete_chats)
+                self.mappings.update(event.mappings)
+            case ev.LidMappingsLearned(pairs=pairs):
+                self.mappings.update(pairs)
+            case ev.IdentitiesRestated():
+                self.restate = True
             case ev.MessageEdited(edit=e):
                 old = self.edits.get(e.key)
                 if old is None or e.edited_at >= old.edited_at:
@@ -105,4 +121,6 @@ class Batch:
             or self.contacts
             or self.chats
             or self.groups
+            or self.mappings
+            or self.restate
         )

@@ -122,6 +122,22 @@ class HistoryBatch:
     progress: int | None = None
     # Chats the phone says it has nothing older of: their history is complete.
     complete_chats: tuple[str, ...] = ()
+    # (lid, phone JID) pairs the phone sent along (whatsmeow: phoneNumberToLidMappings).
+    mappings: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LidMappingsLearned:
+    """People's two addresses, (lid, phone JID) pairs, learned outside any record."""
+
+    pairs: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IdentitiesRestated:
+    """Not from an engine: a session starting asks the store to state again every pair
+    it holds (store/identities.py), so rows a mirror wrote under both forms before it
+    knew them to be one person merge."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +188,8 @@ Event = (
     | MessageRevoked
     | ReactionReceived
     | HistoryBatch
+    | LidMappingsLearned
+    | IdentitiesRestated
     | ChatUpserted
     | ContactsUpserted
     | GroupUpserted

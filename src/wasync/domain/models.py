@@ -86,6 +86,17 @@ class Group:
     participants: tuple[Participant, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class PersonMerged:
+    """Rows kept under a person's phone JID moved to their LID (store/merge.py)."""
+
+    lid: str
+    phone_jid: str
+    contact: bool  # a contact row was kept under the number
+    chat: bool  # a direct chat was kept under the number
+    messages_moved: int
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class MessageKey:
     """WhatsApp's identity of a message within a session.

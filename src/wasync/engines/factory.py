@@ -38,6 +38,8 @@ class SimulatorOptions:
     pair_delay: float | None = None
     history_delay: float = 0.0  # seconds the simulated phone takes to answer history
     live_limit: int | None = None  # live events in all, then the traffic stops
+    lid_fraction: float = 0.0  # share of people addressed by LID
+    late_mappings: bool = False  # LID <-> number pairs told only after both forms were seen
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> SimulatorOptions:
@@ -47,9 +49,15 @@ class SimulatorOptions:
             "live_rate": settings.simulator_live_rate,
             "history_delay": settings.simulator_history_delay,
             "live_limit": settings.simulator_live_limit,
+            "lid_fraction": settings.simulator_lid_fraction,
+            "late_mappings": settings.simulator_late_mappings,
             **overrides,
         }
         return cls(**options)  # type: ignore[arg-type]
+
+
+# What draws a simulated network: stored with a session so it gets its own back.
+NETWORK_OPTIONS = ("seed", "scale", "lid_fraction", "late_mappings")
 
 
 class EngineFactory:
@@ -80,7 +88,7 @@ class EngineFactory:
         """What a new session of `engine` stores to be rebuilt the same way later."""
         if engine != "simulator":
             return None
-        return {"seed": self.simulator.seed, "scale": self.simulator.scale}
+        return {key: getattr(self.simulator, key) for key in NETWORK_OPTIONS}
 
     def build(
         self,
@@ -131,7 +139,7 @@ class EngineFactory:
         from wasync.engines.simulator import SCALES, Faults, Network, SimulatorEngine
 
         opts = self.simulator
-        stored = {k: options[k] for k in ("seed", "scale") if k in options}
+        stored = {k: options[k] for k in NETWORK_OPTIONS if k in options}
         if stored:
             opts = replace(opts, **stored)  # type: ignore[arg-type]
         if opts.scale not in SCALES:
@@ -142,7 +150,9 @@ class EngineFactory:
             history_delay=opts.history_delay,
             live_limit=opts.live_limit,
         )
-        network = Network.from_scale(opts.scale, opts.seed)
+        network = Network.from_scale(
+            opts.scale, opts.seed, lid_fraction=opts.lid_fraction, late_mappings=opts.late_mappings
+        )
         return SimulatorEngine(network, faults, paired=not new, auto_pair=False)
 
 

@@ -140,6 +140,8 @@ async def run_backfill(ctx: HistoryContext, job: queue.Job) -> Outcome:
     if not ctx.engine.capabilities.on_demand_history:
         exc = CapabilityMissing(NOT_AVAILABLE)
         return await on_failure(ctx, job, now_progress(), exc, progressed=False)
+    # A chat asked for by a person's number may live under their LID by now.
+    chat = await asyncio.to_thread(ctx.canonical, chat)
     plan = await asyncio.to_thread(_plan, ctx, chat)
     if plan.anchor is None and not plan.fully_synced and not ctx.engine.capabilities.newest_history:
         exc = CapabilityMissing(NO_ANCHOR)

@@ -19,6 +19,7 @@ from wasync.history.options import HistoryOptions
 from wasync.history.progress import HistoryProgress, ProgressListener, emit
 from wasync.jobs import queries as queue
 from wasync.store.db import Database
+from wasync.store.identities import canonical
 from wasync.store.schema import messages
 from wasync.store.writes import WriteResult
 from wasync.sync.commit import WriteFn
@@ -42,6 +43,11 @@ class HistoryContext:
 
     def writing(self) -> AbstractContextManager[Connection]:
         return (self.write or self.db.write)()
+
+    def canonical(self, chat_jid: str) -> str:
+        """The key a chat is kept under now (a person's LID once it is known)."""
+        with self.db.read() as conn:
+            return canonical(conn, self.session_id, chat_jid)
 
     async def emit(self, progress: HistoryProgress) -> None:
         await emit(self.on_progress, progress)

@@ -32,7 +32,8 @@ from wasync.jobs import queries as queue
 from wasync.jobs.outcome import Defer, Done, Retry
 from wasync.jobs.outcome import JobOutcome as Outcome
 from wasync.jobs.queries import LeaseLost
-from wasync.store import queries
+from wasync.store import identities, queries
+from wasync.store.identities import canonical
 from wasync.store.writes import WriteResult, mark_chat_error
 from wasync.sync.hooks import TransactionHook
 
@@ -83,6 +84,17 @@ def _plan_fills(
     sid = ctx.session_id
     now = int(time.time())
     with ctx.writing() as conn:
+        # Shared: no pair is learned (and no chat merged) while the chat list is read
+        # against the gaps; taken before the rows, as every batch writer takes it.
+        identities.lock(conn, sid, exclusive=False)
+        if newest is not None:
+            # The engine lists a person's chat in either form: compare by the mirror's key.
+            keys = identities.canonical_keys(conn, sid, newest)
+            by_key: dict[str, int | None] = {}
+            for jid, last in newest.items():
+                key = keys[jid]
+                by_key[key] = last if by_key.get(key) is None else max(by_key[key] or 0, last or 0)
+            newest = by_key
         gaps.lock_rows(conn, sid)
         fill: list[str] = []
         empty: list[str] = []
@@ -128,7 +140,7 @@ def _later(ts: int | None, than: int | None) -> bool:
 
 def _read(ctx: HistoryContext, chat: str) -> tuple[gaps.Gap | None, Any]:
     with ctx.db.read() as conn:
-        gap = gaps.read_gap(conn, ctx.session_id, chat)
+        gap = gaps.read_gap(conn, ctx.session_id, canonical(conn, ctx.session_id, chat))
         if gap is None:
             return gap, None
         if gap.until_key is not None and gap.until_timestamp is not None:
@@ -168,6 +180,9 @@ async def run_gap_fill(ctx: HistoryContext, job: queue.Job) -> Outcome:
     if not ctx.engine.capabilities.on_demand_history:
         exc = CapabilityMissing(NOT_AVAILABLE)
         return await on_failure(ctx, job, now_progress(), exc, progressed=False)
+    # A chat asked for by a person's number may live under their LID by now (a merge
+    # moves its gap there too).
+    chat = await asyncio.to_thread(ctx.canonical, chat)
     group = PageGroup(ctx, job.id, chat)
     count = ctx.options.page_size
     progressed = False

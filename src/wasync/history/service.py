@@ -25,6 +25,7 @@ from wasync.history.options import HistoryOptions
 from wasync.history.progress import HistoryProgress
 from wasync.history.view import chat_known, sync_state_view
 from wasync.runtime import Runtime, SessionHandle
+from wasync.store.identities import canonical
 from wasync.store.sessions import get_session
 
 log = logging.getLogger(__name__)
@@ -110,11 +111,12 @@ class HistoryService:
         handle = self.runtime.session(session)
         if not handle.engine.capabilities.on_demand_history:
             raise CapabilityMissing(NOT_AVAILABLE)
-        chat_jid = to_jid(chat)
+        asked = to_jid(chat)
         db = self.runtime.db
 
         def enqueue() -> BackfillRequest:
             with db.write() as conn:
+                chat_jid = canonical(conn, handle.session_id, asked)
                 if not chat_known(conn, handle.session_id, chat_jid):
                     raise ChatNotFound(f"session {session!r} has no chat {chat_jid}")
                 return request_backfill(
@@ -130,7 +132,7 @@ class HistoryService:
 
     async def sync_state(self, session: str, chat: str) -> dict[str, Any]:
         """A chat's sync state; the session need not be running."""
-        chat_jid = to_jid(chat)
+        asked = to_jid(chat)
         handle = self.runtime.sessions.get(session)
         on_demand = handle.engine.capabilities.on_demand_history if handle else None
         db = self.runtime.db
@@ -138,6 +140,7 @@ class HistoryService:
         def read() -> dict[str, Any]:
             with db.read() as conn:
                 session_id = get_session(conn, session).id
+                chat_jid = canonical(conn, session_id, asked)
                 if not chat_known(conn, session_id, chat_jid):
                     raise ChatNotFound(f"session {session!r} has no chat {chat_jid}")
                 return sync_state_view(conn, session_id, chat_jid, on_demand_history=on_demand)

@@ -781,6 +781,43 @@ def replace_payload(conn: Connection, job_id: int, payload: dict[str, Any], now:
     return result.rowcount == 1
 
 
+def rekey_queued(
+    conn: Connection, session_id: int, old_key: str, new_key: str, now: float
+) -> list[tuple[Job, Job | None]]:
+    """Move the session's queued jobs keyed `old_key` to `new_key` (a person merged).
+
+    A job whose kind already has a pending job under `new_key` is not moved: it is
+    deleted, and returned with that job, so its caller can widen the one kept. Payload
+    fields equal to `old_key` are rewritten. Running jobs are left to their worker.
+    Returns (job as it was, job under the new key it gave way to, or None if moved).
+    """
+    rows = conn.execute(
+        select(jobs).where(
+            _j.session_id == session_id,
+            # A key may carry a suffix after '#' (a gap fill's scan: "<chat>#<scan id>").
+            or_(_j.unique_key == old_key, _j.unique_key.startswith(old_key + "#", autoescape=True)),
+            _j.state == JobState.QUEUED,
+        )
+    ).all()
+    out: list[tuple[Job, Job | None]] = []
+    for row in rows:
+        job = Job.from_row(row)
+        key = new_key + str(job.unique_key)[len(old_key) :]
+        kept = pending_job(conn, job.kind, session_id, key)
+        if kept is not None:
+            conn.execute(delete(jobs).where(_j.id == job.id))
+            out.append((job, kept))
+            continue
+        payload = {k: new_key if v == old_key else v for k, v in job.payload.items()}
+        conn.execute(
+            update(jobs)
+            .where(_j.id == job.id)
+            .values(unique_key=key, payload=_dump(payload), updated_at=now)
+        )
+        out.append((job, None))
+    return out
+
+
 # Reading.
 
 

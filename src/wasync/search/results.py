@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 from wasync.api import reads
 from wasync.api.shapes import chat_display_name, message_data
 from wasync.store import search
+from wasync.store.identities import forms_of
 
 
 def search_page(
@@ -36,6 +37,11 @@ def search_page(
         )
         for jid in chat_jids
     }
+    people = {r["sender_jid"] for r in hits.rows}
+    people.update(
+        x["senderJid"] for found in reactions.values() for xs in found.values() for x in xs
+    )
+    forms = forms_of(conn, session_id, people)
     items = []
     for row in hits.rows:
         chat = chat_rows.get(row["chat_jid"]) or {
@@ -45,7 +51,7 @@ def search_page(
         }
         items.append(
             {
-                **message_data(session, row, names, reactions[row["chat_jid"]]),
+                **message_data(session, row, names, reactions[row["chat_jid"]], forms),
                 "chat": {
                     "jid": chat["jid"],
                     "kind": chat["kind"],

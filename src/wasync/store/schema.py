@@ -166,6 +166,15 @@ messages = Table(
     UniqueConstraint("session_id", "chat_jid", "sender_jid", "message_id"),
     # Message pages are keyset on (timestamp, id) within a chat.
     Index(None, "session_id", "chat_jid", "timestamp", "id"),
+    # A person's merge (store/merge.py) finds the deletions they made by a seek. Partial:
+    # few messages are deleted, and ordinary inserts do not pay for the index.
+    Index(
+        "ix_messages_revoked_by",
+        "session_id",
+        "revoked_by",
+        sqlite_where=text("revoked_by IS NOT NULL"),
+        postgresql_where=text("revoked_by IS NOT NULL"),
+    ),
 )
 
 reactions = Table(
@@ -212,6 +221,19 @@ sync_state = Table(
     # Bumped by every connect while a gap is open: a fill that started before then
     # must start again from the newest message (a second outage may sit above it).
     Column("gap_epoch", Integer, nullable=False, server_default="0"),
+)
+
+# A person's two addresses (domain/identity.py): rows are keyed by the LID once it is
+# known, and this says which phone JID it stands for. One LID per number: the first
+# pair learned for a number stays.
+lid_mappings = Table(
+    "lid_mappings",
+    metadata,
+    _session_fk(),
+    Column("lid", String, primary_key=True),
+    Column("phone_jid", String, nullable=False),
+    Column("learned_at", BigInteger, nullable=False),
+    UniqueConstraint("session_id", "phone_jid"),
 )
 
 jobs = Table(

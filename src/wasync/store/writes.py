@@ -34,6 +34,7 @@ from wasync.domain.batch import Batch
 from wasync.domain.jid import chat_kind_of
 from wasync.domain.models import Chat, Contact, Message, MessageKind
 from wasync.store import rows as R
+from wasync.store.identities import prepare
 from wasync.store.schema import (
     chats,
     contacts,
@@ -268,6 +269,9 @@ def write_batches(
     revoke_rows: list[tuple[Any, ...]] = []
     reaction_rows: list[tuple[Any, ...]] = []
     complete_rows: list[tuple[Any, ...]] = []
+    for sid, batch in items:
+        # A safety net for callers that did not prepare the batch (a no-op otherwise).
+        prepare(conn, sid, batch, now)
     for (sid, batch), result in zip(items, results, strict=True):
         msgs = list(batch.messages.values())
         contact_rows += _contact_rows(sid, batch, msgs, now, result)
@@ -368,7 +372,13 @@ def _contact_rows(
         senders.add(sender)
         old = found.get(sender)
         if old is None:
-            found[sender] = Contact(jid=sender, push_name=m.push_name)
+            # Both forms everywhere: a sender's own address says its number or its LID.
+            found[sender] = Contact(
+                jid=sender,
+                push_name=m.push_name,
+                phone=sender.split("@", 1)[0] if sender.endswith(_PERSON[0]) else None,
+                lid=sender if sender.endswith(_PERSON[1]) else None,
+            )
         elif m.push_name and not old.push_name:
             found[sender] = Contact(
                 jid=sender,

@@ -12,6 +12,7 @@ from wasync.domain import events as ev
 from wasync.domain.batch import Batch
 from wasync.domain.events import SessionStatus
 from wasync.store.db import Database
+from wasync.store.identities import prepare
 from wasync.store.sessions import set_jid, set_status
 from wasync.store.writes import WriteResult, write_batch
 from wasync.sync.hooks import Hooks, run_after_write, run_before_write
@@ -31,6 +32,8 @@ def commit_batch(
     """Write the batch, session status changes and every hook's work, atomically."""
     now = int(time.time())
     with (write or db.write)() as conn:
+        # First: learn the batch's pairs, merge, and key it canonically for the hooks.
+        prepare(conn, session_id, batch, now)
         befores = run_before_write(conn, session_id, batch, hooks)
         result = write_batch(conn, session_id, batch, now)
         record_lifecycle(conn, session_id, batch)

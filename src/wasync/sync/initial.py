@@ -27,6 +27,7 @@ from wasync.domain.models import (
 )
 from wasync.engines.base import Engine, EngineError, changes_of, reached_start
 from wasync.store.db import Database
+from wasync.store.identities import prepare, resolve
 from wasync.store.writes import WriteResult, mark_chat_error, mark_fully_synced, write_batch
 from wasync.sync.commit import WriteFn, commit_batch
 from wasync.sync.hooks import Hooks, run_after_write, run_before_write
@@ -159,6 +160,8 @@ def save_history_page(
         batch.add(change)
     now = int(time.time())
     with (write or db.write)() as conn:
+        prepare(conn, session_id, batch, now)
+        chat_jid = resolve(conn, session_id, chat_jid)[0]
         befores = run_before_write(conn, session_id, batch, hooks)
         result = write_batch(conn, session_id, batch, now)
         run_after_write(conn, session_id, batch, result, hooks, befores)

@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from wasync.bus import BusEvent
 from wasync.domain import events as ev
 from wasync.domain.batch import Batch
-from wasync.domain.models import Chat, Contact, Message
+from wasync.domain.models import Chat, ChatKind, Contact, Message, PersonMerged
 from wasync.sync.commit import status_of
 
+_NONE: Mapping[str, str] = {}  # no LID's phone known
 
-def message_data(m: Message) -> dict[str, Any]:
+
+def forms(jid: str, phones: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """(phone digits, lid) of a person's key; `phones` maps LIDs to phone JIDs."""
+    if jid.endswith("@lid"):
+        pn = phones.get(jid)
+        return (pn.split("@", 1)[0] if pn else None), jid
+    if jid.endswith("@s.whatsapp.net"):
+        return jid.split("@", 1)[0], None
+    return None, None
+
+
+def message_data(m: Message, phones: Mapping[str, str] = _NONE) -> dict[str, Any]:
     media = m.media
+    phone, lid = forms(m.key.sender_jid, phones)
     return {
         "chatJid": m.key.chat_jid,
         "senderJid": m.key.sender_jid,
+        "senderPhone": phone,
+        "senderLid": lid,
         "messageId": m.key.message_id,
         "fromMe": m.from_me,
         "timestamp": m.timestamp,
@@ -29,9 +45,12 @@ def message_data(m: Message) -> dict[str, Any]:
     }
 
 
-def chat_data(c: Chat) -> dict[str, Any]:
+def chat_data(c: Chat, phones: Mapping[str, str] = _NONE) -> dict[str, Any]:
+    phone, lid = forms(c.jid, phones) if c.kind == ChatKind.INDIVIDUAL else (None, None)
     return {
         "jid": c.jid,
+        "phone": phone,
+        "lid": lid,
         "kind": str(c.kind),
         "name": c.name,
         "lastMessageAt": c.last_message_at,
@@ -52,10 +71,30 @@ def contact_data(c: Contact) -> dict[str, Any]:
     }
 
 
+def merged_data(m: PersonMerged) -> dict[str, Any]:
+    """A person's rows under a number moved to their LID: `mergedJid` is gone now."""
+    return {
+        "jid": m.lid,
+        "lid": m.lid,
+        "phone": m.phone_jid.split("@", 1)[0],
+        "mergedJid": m.phone_jid,
+        "messagesMoved": m.messages_moved,
+    }
+
+
+def merged_topics(m: PersonMerged) -> list[str]:
+    """The events of one merge: the contact's, the direct chat's, or both."""
+    return [t for t, moved in (("contact.merged", m.contact), ("chat.merged", m.chat)) if moved]
+
+
 def bus_events(session: str, batch: Batch) -> list[BusEvent]:
     out: list[BusEvent] = []
+    # First: a client moves what it shows under the number before new rows arrive.
+    for merged in batch.merges:
+        for topic in merged_topics(merged):
+            out.append(BusEvent(session, topic, merged_data(merged)))
     for m in batch.messages.values():
-        out.append(BusEvent(session, "message", message_data(m)))
+        out.append(BusEvent(session, "message", message_data(m, batch.phones)))
     for e in batch.edits.values():
         out.append(
             BusEvent(
@@ -94,13 +133,15 @@ def bus_events(session: str, batch: Batch) -> list[BusEvent]:
                     "targetSenderJid": reaction.target.sender_jid,
                     "targetMessageId": reaction.target.message_id,
                     "senderJid": reaction.sender_jid,
+                    "senderPhone": forms(reaction.sender_jid, batch.phones)[0],
+                    "senderLid": forms(reaction.sender_jid, batch.phones)[1],
                     "emoji": reaction.emoji or None,
                     "timestamp": reaction.timestamp,
                 },
             )
         )
     for c in batch.chats.values():
-        out.append(BusEvent(session, "chat", chat_data(c)))
+        out.append(BusEvent(session, "chat", chat_data(c, batch.phones)))
     for contact in batch.contacts.values():
         out.append(BusEvent(session, "contact", contact_data(contact)))
     for g in batch.groups.values():

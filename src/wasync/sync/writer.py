@@ -35,6 +35,7 @@ from wasync.domain.batch import Batch
 from wasync.errors import StoreError
 from wasync.sessions.ownership import Fenced, Lease, check_leases
 from wasync.store.db import Database
+from wasync.store.identities import prepare
 from wasync.store.writes import WriteResult, write_batches
 from wasync.sync.commit import record_lifecycle
 from wasync.sync.hooks import Hooks, run_after_write, run_before_write
@@ -281,6 +282,8 @@ class GroupWriter:
 
     async def _commit_each(self, stream: SessionStream, batch: Batch) -> None:
         merged = WriteResult()
+        # What the failed group attempt merged was rolled back: the singles say it again.
+        batch.merges = []
         for event in batch.events:
             single = Batch()
             single.add(event)
@@ -299,6 +302,8 @@ class GroupWriter:
                 self._fence(stream)
                 return
             result = results[0]
+            batch.merges += single.merges
+            batch.phones.update(single.phones)
             merged.messages += result.messages
             merged.chats_touched |= result.chats_touched
             merged.senders |= result.senders
@@ -332,6 +337,8 @@ class GroupWriter:
         with self.db.write() as conn:
             fenced = check_leases(conn, [s.lease for s, _ in group if s.lease is not None])
             live = [(s, b) for s, b in group if s.session_id not in fenced]
+            for stream, batch in live:
+                prepare(conn, stream.session_id, batch, now)
             befores = [run_before_write(conn, s.session_id, b, self.hooks) for s, b in live]
             written = write_batches(conn, [(s.session_id, b) for s, b in live], now)
             for (stream, batch), result, before in zip(live, written, befores, strict=True):

@@ -11,6 +11,7 @@ from typing import Any
 
 from wasync.domain import events as ev
 from wasync.domain.events import HistorySyncType
+from wasync.domain.identity import pair_of
 from wasync.domain.jid import chat_kind_of
 from wasync.domain.models import Chat, Contact, Message
 from wasync.engines.base import HistoryPage
@@ -67,8 +68,19 @@ def history_sync_events(data: Any, ids: IdentityMap, own_jid: str | None) -> lis
         contacts=tuple(_contacts(data, ids)),
         progress=data.progress if data.HasField("progress") else None,
         complete_chats=tuple(complete),
+        mappings=_mappings(data),
     )
     return [batch, *extra]
+
+
+def _mappings(data: Any) -> tuple[tuple[str, str], ...]:
+    """The (lid, phone JID) pairs the phone sent along, for the store (store/identities.py)."""
+    out: list[tuple[str, str]] = []
+    for mapping in data.phoneNumberToLidMappings:
+        pair = pair_of(canonical(mapping.lidJID), canonical(mapping.pnJID))
+        if pair is not None:
+            out.append(pair)
+    return tuple(out)
 
 
 def _chat(conv: Any, ids: IdentityMap) -> Chat | None:
@@ -144,5 +156,6 @@ def on_demand_page(
         contacts=batch.contacts,
         progress=batch.progress,
         complete_chats=batch.complete_chats,
+        mappings=batch.mappings,
     )
     return page, rest

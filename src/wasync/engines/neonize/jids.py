@@ -1,10 +1,10 @@
 """neonize JIDs to wasync's canonical strings, and one person's two addresses.
 
 WhatsApp addresses a person by phone number (`…@s.whatsapp.net`) or by an opaque LID
-(`…@lid`), and the same message can arrive in either form. wasync keys everything by
-the phone form when it is known and by the LID otherwise, so live messages, history
-and group rosters name the same sender the same way; both forms are kept on the
-contact (`phone`, `lid`).
+(`…@lid`), and the same message can arrive in either form. The adapter reports every
+pair it learns (contacts with both forms); the store keys each person by their LID
+once the pair is known and merges what was kept under the number
+(domain/identity.py, store/identities.py), whatever form an event used.
 """
 
 from __future__ import annotations

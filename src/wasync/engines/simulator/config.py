@@ -19,6 +19,10 @@ class NetworkConfig:
     start_ts: int = 1_700_000_000  # 2023-11-14: history starts here
     span_seconds: int = 365 * 86_400  # and spans this long
     own_phone: str = "15550100001"
+    # The share of people WhatsApp addresses by LID (some of them hide their number),
+    # and whether a person's LID <-> number pair is told only after both were seen.
+    lid_fraction: float = 0.0
+    late_mappings: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -34,6 +38,8 @@ class NetworkConfig:
             problems.append("span_seconds must be at least 1")
         if not self.own_phone.isdigit():
             problems.append(f"own_phone must be digits, not {self.own_phone!r}")
+        if not 0.0 <= self.lid_fraction <= 1.0:
+            problems.append(f"lid_fraction must be within 0..1, not {self.lid_fraction}")
         if problems:
             raise ValueError("invalid NetworkConfig: " + "; ".join(problems))
 

@@ -8,8 +8,9 @@ import hashlib
 import logging
 import random
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import replace
 
 import httpx
 
@@ -56,6 +57,7 @@ from wasync.engines.simulator.network import Network
 from wasync.engines.simulator.pictures import PictureState
 from wasync.engines.simulator.presence import Presence
 from wasync.engines.simulator.server import MediaServer, SharedMediaServer
+from wasync.engines.simulator.wire import Wire
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,8 @@ class SimulatorEngine:
         self.stats = EngineStats()
         self.picture_requests: list[float] = []  # time.monotonic() of each request
         self.picture_refusals: list[float] = []  # time.monotonic() of each 429 answered
+        # Picture requests answered per person (by their number: either form counts once).
+        self.pictures_asked: Counter[str] = Counter()
         # Picture faults: requests accepted lately (for the 429 burst) and a seeded RNG.
         self._picture_window: deque[float] = deque()
         self._picture_blocked_until = 0.0
@@ -109,6 +113,8 @@ class SimulatorEngine:
         self._presence: Presence | None = None  # no account bound: nobody to clash with
         self._account = ""
         self._connection: str | None = None
+        # How people are named on the wire (by number or LID) and which pairs were told.
+        self.wire = Wire(network)
 
     @property
     def capabilities(self) -> Capabilities:
@@ -199,6 +205,9 @@ class SimulatorEngine:
     def _go_online(self) -> None:
         self._status = SessionStatus.CONNECTED
         self._delivery.emit(Connected(self.network.me))
+        told = self.wire.all_told()
+        if told is not None:
+            self._delivery.emit(told)
         if self._delivery.pending:
             # What the server queued while we were away, bracketed as whatsmeow does.
             self._delivery.apply_retention(self.network.now)
@@ -279,8 +288,21 @@ class SimulatorEngine:
         disconnected they wait in the offline queue until the next `connect()`.
         """
         events = self.network.live_events(n)
-        await self.push(events)
+        await self.push(self._on_wire(events))
         return events
+
+    def _on_wire(self, events: list[Event]) -> list[Event]:
+        """Events as the wire names people (live traffic: by LID), then pairs now due."""
+        if not self.wire.active:
+            return events
+        out = [self.wire.event(e) for e in events]
+        told = self.wire.newly_told()
+        return out if told is None else [*out, told]
+
+    async def _tell_pairs(self) -> None:
+        told = self.wire.newly_told()
+        if told is not None:
+            await self.push([told])
 
     async def drained(self) -> None:
         """Wait until the consumer of `events()` has taken every event delivered so far.
@@ -301,7 +323,7 @@ class SimulatorEngine:
         else:
             self.network.change_picture(jid)
         event = PictureChanged(jid, removed, self.network.advance_clock())
-        await self.push([event])
+        await self.push([self.wire.event(event)])
         return event
 
     def _flush(self) -> bool:
@@ -375,15 +397,21 @@ class SimulatorEngine:
 
     async def list_contacts(self) -> list[Contact]:
         await self._request("list contacts")
-        return self.network.contacts()
+        contacts = [self.wire.contact(c) for c in self.network.contacts()]
+        await self._tell_pairs()
+        return contacts
 
     async def list_groups(self) -> list[Group]:
         await self._request("list groups")
-        return self.network.groups()
+        groups = [self.wire.group(g) for g in self.network.groups()]
+        await self._tell_pairs()
+        return groups
 
     async def list_chats(self) -> list[Chat]:
         await self._request("list chats")
-        return self.network.chats()
+        chats = [self.wire.chat(c) for c in self.network.chats()]
+        await self._tell_pairs()
+        return chats
 
     async def request_history(
         self, chat_jid: str, before: MessageAnchor | None, count: int
@@ -391,6 +419,11 @@ class SimulatorEngine:
         self.stats.history_requests += 1
         await self._request("request history")
         network = self.network
+        # Asked by LID or by number: answered in the form asked (groups: senders by LID).
+        by_lid = chat_jid.endswith("@lid") or not chat_jid.endswith("@s.whatsapp.net")
+        chat_jid = self.wire.internal(chat_jid)
+        if before is not None:
+            before = replace(before, key=self.wire.internal_key(before.key))
         try:
             end = network.message_count(chat_jid)
         except LookupError:
@@ -416,7 +449,13 @@ class SimulatorEngine:
             if end < network.message_count(chat_jid)
             else None
         )
-        changes = network.changes_in(chat_jid, since, until) if page else []
+        changes: list[Event] = network.changes_in(chat_jid, since, until) if page else []
+        if self.wire.active:
+            page = [self.wire.message(m, by_lid) for m in page]
+            changes = [self.wire.event(e, by_lid) for e in changes]
+            told = self.wire.newly_told()
+            if told is not None:
+                changes.append(told)
         # The truth, as a phone says it: older messages remain unless the page starts
         # at the chat's first message.
         return HistoryPage(page, tuple(changes), more=start > 0)
@@ -446,6 +485,8 @@ class SimulatorEngine:
         self.stats.picture_requests += 1
         await self._request("fetch a profile picture")
         self._picture_faults(jid, asked_at)
+        jid = self.wire.internal(jid)  # one person, one picture, whichever form is asked
+        self.pictures_asked[jid] += 1
         state = self.network.picture_state(jid)
         picture_id = self.network.picture_id(jid)
         if state is PictureState.FORBIDDEN:

@@ -8,6 +8,7 @@ without ever holding the message history in memory.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from wasync.domain.events import Event, MessageEdited, MessageRevoked, ReactionReceived
@@ -26,6 +27,7 @@ from wasync.engines.simulator import history
 from wasync.engines.simulator.config import SCALES, NetworkConfig
 from wasync.engines.simulator.hashing import derive, mix
 from wasync.engines.simulator.history import ChatState
+from wasync.engines.simulator.identities import hides_number
 from wasync.engines.simulator.live import LiveTraffic
 from wasync.engines.simulator.media import media_payload, picture_jpeg
 from wasync.engines.simulator.pictures import PictureBook, PictureState
@@ -84,6 +86,30 @@ class Network:
 
     def groups(self) -> list[Group]:
         return list(self._groups)
+
+    # People, one each whatever address the wire used (wire.py).
+
+    def canonical(self, jid: str) -> str:
+        """The key a mirror keeps a person under: their LID if they have one."""
+        contact = self._contact_by_jid.get(jid)
+        return contact.lid if contact is not None and contact.lid else jid
+
+    def canonical_key(self, key: MessageKey) -> MessageKey:
+        return MessageKey(
+            self.canonical(key.chat_jid), self.canonical(key.sender_jid), key.message_id
+        )
+
+    def person(self, jid: str) -> Contact | None:
+        """A contact as a mirror should hold it: keyed canonically, with the forms
+        WhatsApp tells (no number for a person who hides it)."""
+        contact = self._contact_by_jid.get(jid)
+        if contact is None or contact.lid is None:
+            return contact
+        phone = None if hides_number(self.config, contact.phone or "") else contact.phone
+        return replace(contact, jid=contact.lid, phone=phone)
+
+    def people(self) -> list[Contact]:
+        return [p for c in self._contacts if (p := self.person(c.jid)) is not None]
 
     def group(self, jid: str) -> Group | None:
         return self._group_by_jid.get(jid)
@@ -215,10 +241,17 @@ class Network:
         return message
 
     def add_lead(self, timestamp: int | None = None) -> Message:
-        """A new contact writes to us first: a new contact, chat and message appear."""
+        """A new contact writes to us first: a new contact, chat and message appear.
+
+        On a network with LIDs, every other lead is a group member (known by LID from the
+        roster) writing to us directly for the first time, while one remains.
+        """
         at = self._stamp(timestamp)
         number = len(self._chats)
         value = mix(self._lead_key ^ number)
+        member = self._member_without_chat(value) if self.config.lid_fraction > 0 else None
+        if member is not None:
+            return self._first_direct_message(member, number, at)
         phone = "1555" + str(value % 10**7).zfill(7)
         while phone in self._phones:
             value = mix(value)
@@ -236,6 +269,34 @@ class Network:
             at,
             1,
             contact.push_name,
+            contact.jid,
+            contact.push_name,
+            unread_count=1,
+        )
+        self._chats[contact.jid] = state
+        message = history.generate(state, 0, self.me, self.media_base_url, at, from_peer=True)
+        state.live.append(message)
+        self._live_total += 1
+        return message
+
+    def _member_without_chat(self, value: int) -> Contact | None:
+        if value & 1:
+            return None
+        members = {p.jid for g in self._groups for p in g.participants}
+        waiting = [
+            c for c in self._contacts if c.lid and c.jid in members and c.jid not in self._chats
+        ]
+        return waiting[(value >> 1) % len(waiting)] if waiting else None
+
+    def _first_direct_message(self, contact: Contact, number: int, at: int) -> Message:
+        state = ChatState(
+            contact.jid,
+            ChatKind.INDIVIDUAL,
+            mix(self._chat_key ^ (number << 32)),
+            0,
+            at,
+            1,
+            contact.name or contact.push_name,
             contact.jid,
             contact.push_name,
             unread_count=1,

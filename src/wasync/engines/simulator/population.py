@@ -13,6 +13,7 @@ from wasync.domain.models import ChatKind, Contact, Group, Participant
 from wasync.engines.simulator.config import NetworkConfig
 from wasync.engines.simulator.hashing import derive, mix
 from wasync.engines.simulator.history import ChatState
+from wasync.engines.simulator.identities import with_identity
 from wasync.engines.simulator.words import (
     FIRST_NAMES,
     GROUP_SUFFIXES,
@@ -43,6 +44,8 @@ def make_contact(phone: str, rng: random.Random, saved: bool = True) -> Contact:
     name = f"{first} {last}" if saved and roll < 0.85 else None
     push_name = first if roll < 0.6 else (f"{first} {last[0]}." if roll < 0.9 else None)
     business = f"{last} {rng.choice(GROUP_WORDS)}" if rng.random() < 0.04 else None
+    # Drawn for everyone, so the network is the same draw whatever the LID share; only
+    # the people WhatsApp addresses by LID (identities.py) are given theirs.
     lid = f"{rng.randrange(10**14, 10**15)}@lid"
     return Contact(user_jid(phone), name, push_name, business, phone, lid)
 
@@ -108,7 +111,7 @@ def build(config: NetworkConfig) -> Population:
         phone = random_phone(rng)
         if phone not in phones:
             phones.add(phone)
-            contacts.append(make_contact(phone, rng))
+            contacts.append(with_identity(make_contact(phone, rng), config))
     groups = _groups(config, rng, me, contacts)
     push = {c.jid: c.push_name for c in contacts}
 

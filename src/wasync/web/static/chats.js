@@ -106,7 +106,12 @@
   function describe(chat) {
     const parts = [];
     if (chat.kind === "group") parts.push(`${chat.participantCount || 0} participants`);
-    else parts.push(chat.jid.split("@")[0].replace(/^(\d)/, "+$1"));
+    else {
+      // Both of a person's addresses: the number (when known) and the LID (when known).
+      if (chat.phone) parts.push(`+${chat.phone}`);
+      if (chat.lid) parts.push(`LID ${chat.lid.split("@")[0]}`);
+      if (!chat.phone && !chat.lid) parts.push(chat.jid.split("@")[0].replace(/^(\d)/, "+$1"));
+    }
     const state = chat.syncState;
     if (state && state.fullySynced) parts.push("all history mirrored");
     else if (state && state.oldestTimestamp) parts.push(`mirrored since ${new Date(state.oldestTimestamp * 1000).toLocaleDateString()}`);
@@ -279,6 +284,14 @@
     }
   }
 
+  // A person's chat kept under their number now lives under their LID: one entry.
+  function onMerged(data) {
+    const gone = chats.items.get(data.mergedJid);
+    if (gone) { gone.node.remove(); chats.items.delete(data.mergedJid); }
+    W.api(chatPath(data.jid)).then((chat) => putChat(chat, { top: !!gone })).catch(() => {});
+    if (open && open.jid === data.mergedJid) openChat(data.jid);
+  }
+
   async function syncNow() {
     const button = $("sync-button");
     button.disabled = true;
@@ -340,6 +353,7 @@
       message: onMessage,
       "message.edit": (d) => onEdit(d, false),
       "message.delete": (d) => onEdit(d, true),
+      "chat.merged": onMerged,
       sync_chats: (d) => {
         if (W.setProgress(progress, d)) loadChats(true);
       },

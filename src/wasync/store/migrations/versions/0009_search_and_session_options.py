@@ -1,7 +1,7 @@
 """sessions remember their engine options; full-text search over messages
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-04 04:00:00
 
 Search objects differ by dialect and are not in schema.py's metadata (the schema
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
