@@ -212,6 +212,18 @@ class Reaction(Model):
     timestamp: int
 
 
+class QuotedOut(Model):
+    cursor: str = Field(description="Keyset cursor of the quoted message.")
+    message_id: str
+    sender_jid: str
+    sender_name: str | None
+    from_me: bool
+    timestamp: int
+    kind: str
+    text: str | None
+    revoked: bool
+
+
 class MessageOut(Model):
     cursor: str = Field(description="Keyset cursor of this message: page before or after it.")
     chat_jid: str
@@ -223,6 +235,13 @@ class MessageOut(Model):
     kind: str
     text: str | None
     quoted_id: str | None
+    quoted: QuotedOut | None = Field(
+        description="The message this one replies to, when the mirror holds it."
+    )
+    sender_picture: str | None = Field(
+        description="Path of the sender's stored profile picture (others' messages)."
+    )
+    sender_picture_timestamp: int | None
     push_name: str | None
     media: MediaOut | None
     edited_at: int | None
@@ -235,6 +254,11 @@ class MessagePage(Model):
     items: list[MessageOut]
     next_cursor: str | None = Field(
         description="Pass as `before` (or `after`, when paging forwards) for the next page."
+    )
+    newer_cursor: str | None = Field(
+        None,
+        description="With `around`: pass as `after` for the messages newer than this page "
+        "(null when the page reaches the newest).",
     )
 
 

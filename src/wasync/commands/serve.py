@@ -188,7 +188,9 @@ def demo(
         )
         await run_server(
             settings,
-            simulator=SimulatorOptions(scale, seed, live_rate, latency, pair_delay=3.0),
+            simulator=SimulatorOptions(
+                scale, seed, live_rate, latency, pair_delay=3.0, real_clock=True
+            ),
             demo=DemoOptions(limit_per_chat=limit_per_chat),
             on_started=_announce(
                 "wasync demo: a simulated WhatsApp account with live traffic", note, demo=True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,8 @@ class SimulatorOptions:
     pair_delay: float | None = None
     history_delay: float = 0.0  # seconds the simulated phone takes to answer history
     live_limit: int | None = None  # live events in all, then the traffic stops
+    # Live events on the real clock (the demo) instead of the network's virtual one.
+    real_clock: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> SimulatorOptions:
@@ -121,7 +124,9 @@ class EngineFactory:
             history_delay=opts.history_delay,
             live_limit=opts.live_limit,
         )
-        network = Network.from_scale(opts.scale, opts.seed)
+        network = Network.from_scale(
+            opts.scale, opts.seed, wall_clock=time.time if opts.real_clock else None
+        )
         return SimulatorEngine(network, faults, paired=not new, auto_pair=False)
 
 
