@@ -305,6 +305,36 @@ class JobError(Model):
     at: float
 
 
+class DepthPoint(Model):
+    at: float
+    queued: int
+    running: int
+
+
+class QueueSeries(Model):
+    minutes: list[int] = Field(description="Start of each minute of the last hour (epoch s).")
+    done: list[int] = Field(description="Jobs finished done in each minute.")
+    failed: list[int] = Field(description="Jobs that gave up (failed) in each minute.")
+    depth: list[DepthPoint] = Field(
+        description="Queued and running jobs, sampled every `depthInterval` seconds "
+        "(kept in memory: empty after a restart, and with `session`)."
+    )
+
+
+class DeadLetter(Model):
+    id: int
+    kind: str
+    key: str | None
+    attempts: int
+    error: str | None
+    failed_at: float
+
+
+class SessionJobs(Model):
+    session: str | None = Field(description="null: jobs of no session (deliveries, commands).")
+    counts: dict[str, dict[str, int]] = Field(description="{kind: {state: n}}.")
+
+
 class QueueOut(Model):
     kind: str
     counts: dict[str, int] = Field(description="Jobs by state: queued, running, done, failed.")
@@ -312,6 +342,10 @@ class QueueOut(Model):
     failed_per_minute: float
     recent_errors: list[JobError]
     stats: dict[str, Any] = Field(description="Figures the queue's worker reports (rate, ...).")
+    series: QueueSeries | None = None
+    dead_letters: list[DeadLetter] = Field(
+        default_factory=list, description="Failed jobs, newest first (Retry or Discard them)."
+    )
 
 
 class NodeFigures(Model):
@@ -331,4 +365,8 @@ class QueuesOut(Model):
     generated_at: float
     nodes: list[NodeFigures] = Field(
         default_factory=list, description="Per node of the cluster (this one on SQLite)."
+    )
+    sessions: list[SessionJobs] = Field(default_factory=list)
+    depth_interval: float | None = Field(
+        None, description="Seconds between depth samples (null: no sampler running)."
     )

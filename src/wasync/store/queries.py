@@ -193,6 +193,23 @@ def list_messages_around(
     return Page(rows, nxt), newer_cursor
 
 
+def message_counts(conn: Connection, session_id: int, chat_jids: list[str]) -> dict[str, int]:
+    """How many real messages the mirror holds of each chat (a page of chats)."""
+    if not chat_jids:
+        return {}
+    m = messages.c
+    stmt = (
+        select(m.chat_jid, func.count())
+        .where(
+            m.session_id == session_id,
+            m.chat_jid.in_(chat_jids),
+            m.kind != MessageKind.UNKNOWN.value,
+        )
+        .group_by(m.chat_jid)
+    )
+    return {jid: int(n) for jid, n in conn.execute(stmt)}
+
+
 def all_messages(conn: Connection, session_id: int, chat_jid: str | None = None) -> list[Message]:
     """Every real message (placeholders excluded), oldest first. For tools and tests."""
     m = messages.c
