@@ -415,7 +415,7 @@ async def test_sync_page_fills_a_chat(
     jid = await partial.get_attribute("data-jid")
     assert jid
     stored_before = int((await partial.locator(".stored").inner_text()).replace(",", ""))
-    await _screens(page, "ui-views-sync", full_page=True)
+    await _screens(page, "ui-views-sync")
     await partial.locator("button.fill").click()
     row = page.locator(f'#sync-rows tr[data-jid="{jid}"]')
     await row.locator('.state[data-state="complete"]').wait_for(timeout=90_000)

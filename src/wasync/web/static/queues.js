@@ -9,8 +9,9 @@
   const STATES = ["queued", "running", "done", "failed"];
   const TITLES = {
     avatar: "Profile pictures", avatars: "Profile pictures", history: "History", "history.backfill": "History backfill",
-    "history.gap_scan": "Gap scan", "history.gap_fill": "Gap fill",
-    webhook: "Webhooks", webhooks: "Webhooks", discord: "Discord",
+    "history.gapscan": "Gap scan", "history.gapfill": "Gap fill",
+    webhook: "Webhooks", webhooks: "Webhooks", discord: "Discord", nats: "NATS", rabbitmq: "RabbitMQ",
+    redis: "Redis",
   };
   // Worker figures by name: a label and a unit (the raw names are internal).
   const FIGURES = {
@@ -214,7 +215,8 @@
 
   function sessionsTable(data) {
     const box = document.getElementById("queue-sessions");
-    const kinds = data.queues.map((q) => q.kind);
+    // Only the kinds some session has jobs of: the table stays narrow.
+    const kinds = [...new Set(data.sessions.flatMap((s) => Object.keys(s.counts)))].sort();
     box.hidden = !data.sessions.length;
     box.querySelector("thead").replaceChildren(W.el("tr", {}, W.el("th", { text: "Session" }),
       ...kinds.map((k) => W.el("th", { text: title(k) }))));
