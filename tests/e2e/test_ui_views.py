@@ -242,6 +242,41 @@ async def test_chat_view_times_days_reactions_quotes_and_its_address(
     assert errors == []
 
 
+async def _chat_with_reactions(http: httpx.AsyncClient) -> str:
+    """A chat whose newest page has reactions (live traffic adds them to recent messages)."""
+    async with asyncio.timeout(90):
+        while True:
+            chats = (await http.get("/api/sessions/demo/chats?limit=15")).json()["items"]
+            for chat in chats:
+                if any(m["reactions"] for m in await _messages(http, chat["jid"], PAGE)):
+                    return str(chat["jid"])
+            await asyncio.sleep(1)
+
+
+async def test_reactions_are_pills_with_counts(
+    browser_context: Any, demo: ServerProcess, http: httpx.AsyncClient
+) -> None:
+    await _until_synced(http)
+    jid = await _chat_with_reactions(http)
+    page, errors = await _signed_in(browser_context, demo, "/ui/sessions/demo")
+    async with page.expect_response(lambda r: "/messages?limit=" in r.url) as answer:
+        await page.goto(f"{demo.base_url}/ui/sessions/demo/chats/{jid}")
+    shown = (await (await answer.value).json())["items"]
+    reacted = [m for m in shown if m["reactions"]]
+    assert reacted
+    for m in reacted:
+        counts: dict[str, int] = {}
+        for reaction in m["reactions"]:
+            counts[reaction["emoji"]] = counts.get(reaction["emoji"], 0) + 1
+        pills = page.locator(f'.msg[data-id="{m["messageId"]}"] .pill')
+        await pills.first.wait_for()
+        got = await pills.evaluate_all("ps => ps.map(p => [p.dataset.emoji, p.textContent])")
+        assert {e: int(t[len(e) :] or 1) for e, t in got} == counts
+    await page.locator(f'.msg[data-id="{reacted[0]["messageId"]}"]').scroll_into_view_if_needed()
+    await _screens(page, "ui-views-reactions")
+    assert errors == []
+
+
 async def test_live_messages_on_the_real_clock_and_a_list_that_holds_still(
     browser_context: Any, demo: ServerProcess, http: httpx.AsyncClient
 ) -> None:

@@ -9,7 +9,6 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
-from sqlalchemy import select
 
 from wasync.api import schemas as S
 from wasync.api.deps import Authenticated, get_runtime
@@ -19,7 +18,7 @@ from wasync.cluster.view import cluster_view
 from wasync.jobs import queries as queue
 from wasync.jobs.depth import DepthSample, queue_depth
 from wasync.runtime import Runtime
-from wasync.store.schema import sessions
+from wasync.store.sessions import list_sessions
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,7 @@ def _read(runtime: Runtime, session: str | None, now: float) -> dict[str, Any]:
             for kind in kinds
         }
         per_session = queue.session_counts(conn)
-        names = dict(conn.execute(select(sessions.c.id, sessions.c.name)).tuples().all())
+        names = {row.id: row.name for row in list_sessions(conn)}
     return {
         "counts": counts,
         "recent": recent,

@@ -20,7 +20,7 @@
     const cell = W.el("td", {});
     let text = "Complete", cls = "complete";
     if (item.lastError) { text = `Error: ${item.lastError}`; cls = "error"; }
-    else if (!item.fullySynced) { text = "Older messages on the phone"; cls = "partial"; }
+    else if (!item.fullySynced) { text = "More on the phone"; cls = "partial"; }
     const job = item.backfill;
     if (job && (job.state === "queued" || job.state === "running")) { text = `Filling… ${job.messagesSynced} messages so far`; cls = "partial"; }
     cell.append(W.el("span", { class: `state ${cls}`, dataset: { state: cls }, text }));
@@ -38,9 +38,9 @@
     fill.disabled = busy || item.onDemandHistory === false;
     if (item.onDemandHistory === false) fill.title = "This session's engine cannot ask the phone for history";
     const tr = W.el("tr", { dataset: { jid: item.chatJid } },
-      W.el("td", { class: "chat-cell" },
+      W.el("td", {}, W.el("div", { class: "chat-cell" },
         W.el("a", { href: `/ui/sessions/${encodeURIComponent(session)}/chats/${encodeURIComponent(item.chatJid).replace(/%40/g, "@")}`, text: name }),
-        W.el("span", { class: "muted small", text: item.kind === "group" ? "group" : item.chatJid.split("@")[0] })),
+        W.el("span", { class: "muted small", text: item.kind === "group" ? "group" : item.chatJid.split("@")[0] }))),
       W.el("td", { class: "num stored", text: Number(item.stored).toLocaleString() }),
       W.el("td", { class: "optional nowrap", text: day(item.oldest) }),
       W.el("td", { class: "optional nowrap", text: day(item.newest) }),
