@@ -277,6 +277,42 @@ async def test_reactions_are_pills_with_counts(
     assert errors == []
 
 
+async def _stored_with_media(http: httpx.AsyncClient, kinds: set[str]) -> tuple[str, dict]:
+    chats = (await http.get("/api/sessions/demo/chats?limit=60")).json()["items"]
+    for chat in chats:
+        for m in await _messages(http, chat["jid"], 60):
+            if m["kind"] in kinds and m["media"]:
+                return str(chat["jid"]), m
+    raise AssertionError(f"no stored message of kinds {kinds} with media")
+
+
+async def test_media_previews_players_on_click_and_a_message_address(
+    browser_context: Any, demo: ServerProcess, http: httpx.AsyncClient
+) -> None:
+    await _until_synced(http)
+    page, errors = await _signed_in(browser_context, demo, "/ui/sessions/demo")
+    for kinds, player in (({"video"}, "video"), ({"audio"}, "audio")):
+        jid, m = await _stored_with_media(http, kinds)
+        # A message's own address (what search hits link to) opens the chat around it.
+        await page.goto(f"{demo.base_url}/ui/sessions/demo/chats/{jid}?message={m['messageId']}")
+        li = page.locator(f'.msg.highlight[data-id="{m["messageId"]}"]')
+        await li.wait_for()
+        assert await li.locator(player).count() == 0  # nothing fetched before the click
+        await li.locator("button.media-play").click()
+        loaded = li.locator(f'{player}[src^="blob:"]')
+        await loaded.wait_for()
+    await _screens(page, "ui-views-media")
+    # Images are previewed at once.
+    jid, m = await _stored_with_media(http, {"image"})
+    await page.goto(f"{demo.base_url}/ui/sessions/demo/chats/{jid}?message={m['messageId']}")
+    image = page.locator(f'.msg[data-id="{m["messageId"]}"] img.media-image')
+    await image.wait_for()
+    async with asyncio.timeout(30):
+        while not await image.evaluate("img => img.complete && img.naturalWidth > 0"):
+            await asyncio.sleep(0.05)
+    assert errors == []
+
+
 async def test_live_messages_on_the_real_clock_and_a_list_that_holds_still(
     browser_context: Any, demo: ServerProcess, http: httpx.AsyncClient
 ) -> None:
