@@ -171,6 +171,7 @@
 
   W.requireLogin().then(() => {
     load().catch((e) => W.toast(e.message, "error"));
+    W.onReconnect(() => load().catch(() => {})); // statuses may have changed meanwhile
     W.live([], {
       "session.status": (data, frame) => refresh(frame.session),
       sync_chats: (data) => {

@@ -97,6 +97,7 @@
   more.addEventListener("click", () => load(false));
   W.requireLogin().then(() => {
     load(true);
+    W.onReconnect(() => load(true));
     W.live([session], {
       "history.progress": (d) => { if (d && d.chatJid && shown.has(d.chatJid)) refreshChat(d.chatJid).catch(() => {}); },
     });
