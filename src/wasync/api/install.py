@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from wasync.api.realtime_hub import RealtimeHub
 from wasync.api.session_control import SessionControl
+from wasync.jobs.depth import QueueDepth, queue_depth
 from wasync.runtime import Runtime
 
 
 def install(runtime: Runtime) -> None:
     api_services(runtime)
+    if queue_depth(runtime) is None:
+        # The queues dashboard's depth chart (samples every 10 s, kept an hour).
+        runtime.add_service(QueueDepth())
 
 
 def api_services(runtime: Runtime) -> tuple[SessionControl, RealtimeHub]:

@@ -142,6 +142,59 @@ def reactions_of(
     return out
 
 
+_QUOTED = select(
+    _m.id,
+    _m.chat_jid,
+    _m.sender_jid,
+    _m.message_id,
+    _m.from_me,
+    _m.timestamp,
+    _m.kind,
+    _m.text,
+    _m.push_name,
+    _m.media_filename,
+    _m.revoked_at,
+).where(
+    _m.session_id == bindparam("sid"),
+    _m.chat_jid == bindparam("chat"),
+    _m.message_id.in_(bindparam("ids", expanding=True)),
+    _m.kind != MessageKind.UNKNOWN.value,
+)
+
+
+def quoted_messages(
+    conn: Connection, session_id: int, chat_jid: str, message_ids: Iterable[str]
+) -> dict[str, dict[str, Any]]:
+    """The stored messages that replies of a page quote, by message id."""
+    ids = sorted(set(message_ids))
+    if not ids:
+        return {}
+    rows = conn.execute(_QUOTED, {"sid": session_id, "chat": chat_jid, "ids": ids})
+    return {row.message_id: dict(row._mapping) for row in rows}
+
+
+_CONTACT_PICTURES = select(_c.jid, _c.profile_picture, _c.profile_picture_timestamp).where(
+    _c.session_id == bindparam("sid"),
+    _c.jid.in_(bindparam("jids", expanding=True)),
+    _c.profile_picture.is_not(None),
+)
+
+
+def contact_pictures(
+    conn: Connection, session_id: int, jids: Iterable[str]
+) -> dict[str, tuple[str, int | None]]:
+    """The stored profile picture (path, timestamp) of each contact that has one."""
+    wanted = sorted(set(jids))
+    if not wanted:
+        return {}
+    rows = conn.execute(_CONTACT_PICTURES, {"sid": session_id, "jids": wanted})
+    return {
+        r.jid: (r.profile_picture, r.profile_picture_timestamp)
+        for r in rows
+        if r.profile_picture != "none"  # 'none': WhatsApp has no picture of them
+    }
+
+
 def find_messages(
     conn: Connection, session_id: int, chat_jid: str, message_id: str, sender_jid: str | None
 ) -> list[dict[str, Any]]:

@@ -105,27 +105,51 @@ def list_messages(
     limit: int = Query(50, ge=1, le=queries.MAX_PAGE),
     before: str | None = Query(None, description="Older than this cursor (`nextCursor`)."),
     after: str | None = Query(None, description="Newer than this cursor; oldest first."),
+    around: str | None = Query(
+        None,
+        max_length=256,
+        description="A message id: the page holds it with as many newer messages as fit "
+        "in half the page, newest first (`newerCursor` pages forwards).",
+    ),
     runtime: Runtime = RuntimeDep,
 ) -> Response:
-    """Messages newest first (`before` pages back in time); with `after`, oldest first."""
-    if before and after:
-        raise DomainError("give either `before` or `after`, not both")
+    """Messages newest first (`before` pages back in time); with `after`, oldest first;
+    with `around`, the page centred on one message."""
+    if sum(1 for x in (before, after, around) if x) > 1:
+        raise DomainError("give either `before`, `after` or `around`, one of them only")
     jid = chat_jid_of(jid)
+    newer_cursor = None
     with runtime.db.read() as conn:
         sid = session_id_of(conn, session, runtime)
         jid = canonical(conn, sid, jid)
-        page = queries.list_messages(conn, sid, jid, limit=limit, before=before, after=after)
+        if around:
+            found = queries.list_messages_around(conn, sid, jid, around, limit=limit)
+            if found is None:
+                _require_chat(conn, sid, jid)
+                raise NotFound(f"no message {around!r} stored in this chat")
+            page, newer_cursor = found
+        else:
+            page = queries.list_messages(conn, sid, jid, limit=limit, before=before, after=after)
         if not page.items:  # an empty page: tell an unknown chat from an empty one
             _require_chat(conn, sid, jid)
         # Placeholders (an edit or reaction that overtook its message) are no messages.
         rows = [r for r in page.items if r["kind"] != MessageKind.UNKNOWN.value]
-        names = reads.contact_names(conn, sid, {r["sender_jid"] for r in rows if not r["from_me"]})
+        quoted = reads.quoted_messages(
+            conn, sid, jid, [r["quoted_id"] for r in rows if r["quoted_id"]]
+        )
+        senders = {r["sender_jid"] for r in rows if not r["from_me"]}
+        senders |= {q["sender_jid"] for q in quoted.values() if not q["from_me"]}
+        names = reads.contact_names(conn, sid, senders)
+        pictures = reads.contact_pictures(conn, sid, senders)
         reactions = reads.reactions_of(conn, sid, jid, [r["message_id"] for r in rows])
         people = {r["sender_jid"] for r in rows}
         people.update(x["senderJid"] for found in reactions.values() for x in found)
         forms = forms_of(conn, sid, people)
-    items = [message_data(session, r, names, reactions, forms) for r in rows]
-    return json_response({"items": items, "nextCursor": page.next_cursor})
+    items = [message_data(session, r, names, reactions, forms, quoted, pictures) for r in rows]
+    body: dict[str, Any] = {"items": items, "nextCursor": page.next_cursor}
+    if around:
+        body["newerCursor"] = newer_cursor
+    return json_response(body)
 
 
 @router.get("/chats/{jid}/participants", response_model=S.ParticipantList, responses=ERRORS)

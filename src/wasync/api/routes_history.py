@@ -19,6 +19,7 @@ from wasync.api.session_control import SessionControl
 from wasync.domain.jid import to_jid
 from wasync.history import ChatNotFound, history_service
 from wasync.runtime import Runtime
+from wasync.store.sessions import validate_session_name
 
 router = APIRouter(
     prefix="/api",
@@ -61,6 +62,19 @@ async def load_full_history(
 ) -> dict[str, Any]:
     """Queue loading the whole history of the chat, back to its first message."""
     return await _request(control, session, jid, full=True)
+
+
+@router.get("/sessions/{session}/sync-state")
+async def session_sync_state(
+    session: str,
+    limit: int = Query(50, ge=1, le=200),
+    cursor: str | None = Query(None, description="`nextCursor` of the previous page."),
+    runtime: Runtime = RuntimeDep,
+) -> dict[str, Any]:
+    """Each chat's coverage, by last activity: messages stored, oldest and newest stored,
+    fully synced or not, the open gap and the last error (the sync-state page)."""
+    validate_session_name(session)
+    return await history_service(runtime).session_sync_state(session, limit=limit, cursor=cursor)
 
 
 @router.get(f"{CHAT}/sync-state")

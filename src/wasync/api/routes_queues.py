@@ -8,7 +8,7 @@ import logging
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from wasync.api import schemas as S
 from wasync.api.deps import Authenticated, get_runtime
@@ -16,7 +16,9 @@ from wasync.api.errors import Conflict, NotFound
 from wasync.api.routes_chats import session_id_of
 from wasync.cluster.view import cluster_view
 from wasync.jobs import queries as queue
+from wasync.jobs.depth import DepthSample, queue_depth
 from wasync.runtime import Runtime
+from wasync.store.sessions import list_sessions
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,8 @@ RuntimeDep = Depends(get_runtime)
 ERRORS = S.error_responses(400, 401, 404, 409, 422)
 RATE_WINDOW = 300.0  # seconds of finished jobs behind the per-minute rates
 RECENT_ERRORS = 10
+SERIES_MINUTES = 60  # the charts' span: the last hour, a bar per minute
+DEAD_LETTERS = 20
 
 
 def _read(runtime: Runtime, session: str | None, now: float) -> dict[str, Any]:
@@ -43,7 +47,51 @@ def _read(runtime: Runtime, session: str | None, now: float) -> dict[str, Any]:
             kind: queue.recent_errors(conn, kind=kind, session_id=sid, limit=RECENT_ERRORS)
             for kind in kinds
         }
-    return {"counts": counts, "recent": recent, "kinds": kinds, "errors": errors}
+        first_minute = int(now // 60) - SERIES_MINUTES + 1
+        by_minute = queue.finished_by_minute(conn, first_minute * 60.0, session_id=sid)
+        dead = {
+            kind: queue.dead_letters(conn, kind=kind, session_id=sid, limit=DEAD_LETTERS)
+            for kind in kinds
+        }
+        per_session = queue.session_counts(conn)
+        names = {row.id: row.name for row in list_sessions(conn)}
+    return {
+        "counts": counts,
+        "recent": recent,
+        "kinds": kinds,
+        "errors": errors,
+        "first_minute": first_minute,
+        "by_minute": by_minute,
+        "dead": dead,
+        "per_session": per_session,
+        "names": names,
+    }
+
+
+def _series(found: dict[str, Any], kind: str, depth: list[DepthSample]) -> S.QueueSeries:
+    first = found["first_minute"]
+    minutes = [first + i for i in range(SERIES_MINUTES)]
+    per = found["by_minute"].get(kind, {})
+    return S.QueueSeries(
+        minutes=[m * 60 for m in minutes],
+        done=[per.get(m, {}).get("done", 0) for m in minutes],
+        failed=[per.get(m, {}).get("failed", 0) for m in minutes],
+        depth=[
+            S.DepthPoint(at=s.at, queued=s.queued.get(kind, 0), running=s.running.get(kind, 0))
+            for s in depth
+        ],
+    )
+
+
+def _dead_letter(job: queue.Job) -> S.DeadLetter:
+    return S.DeadLetter(
+        id=job.id,
+        kind=job.kind,
+        key=job.unique_key,
+        attempts=job.attempts,
+        error=job.last_error,
+        failed_at=job.updated_at,
+    )
 
 
 def _stats(runtime: Runtime, kind: str) -> dict[str, Any]:
@@ -64,6 +112,9 @@ async def list_queues(
 ) -> S.QueuesOut:
     now = time.time()
     found = await asyncio.to_thread(_read, runtime, session, now)
+    sampler = queue_depth(runtime)
+    # Depth samples count every session's jobs: with `session`, the chart is left out.
+    depth = sampler.samples(now - SERIES_MINUTES * 60) if sampler and not session else []
     minutes = RATE_WINDOW / 60
     queues = []
     for kind in found["kinds"]:
@@ -87,9 +138,21 @@ async def list_queues(
                 ],
                 # Providers read live worker state: call them on the event loop.
                 stats=_stats(runtime, kind),
+                series=_series(found, kind, depth),
+                dead_letters=[_dead_letter(j) for j in found["dead"][kind]],
             )
         )
-    return S.QueuesOut(queues=queues, generated_at=now, nodes=await _nodes(runtime))
+    by_session = [
+        S.SessionJobs(session=found["names"].get(sid) if sid is not None else None, counts=kinds)
+        for sid, kinds in sorted(found["per_session"].items(), key=lambda kv: kv[0] or 0)
+    ]
+    return S.QueuesOut(
+        queues=queues,
+        generated_at=now,
+        nodes=await _nodes(runtime),
+        sessions=by_session,
+        depth_interval=sampler.interval if sampler else None,
+    )
 
 
 async def _nodes(runtime: Runtime) -> list[S.NodeFigures]:
@@ -123,6 +186,26 @@ async def _nodes(runtime: Runtime) -> list[S.NodeFigures]:
             )
         )
     return out
+
+
+@router.delete("/jobs/{job_id}", status_code=204, responses=ERRORS)
+async def discard_job(
+    job_id: Annotated[int, Path(**S.id_bounds("The job's id."))], runtime: Runtime = RuntimeDep
+) -> Response:
+    """Delete a failed job (a dead letter nobody wants retried)."""
+
+    def discard() -> bool | None:
+        with runtime.db.write() as conn:
+            if queue.get_job(conn, job_id) is None:
+                return None
+            return queue.discard_failed(conn, job_id)
+
+    outcome = await asyncio.to_thread(discard)
+    if outcome is None:
+        raise NotFound(f"no job {job_id}")
+    if not outcome:
+        raise Conflict(f"job {job_id} has not failed: only failed jobs can be discarded")
+    return Response(status_code=204)
 
 
 @router.post("/jobs/{job_id}/retry", responses=ERRORS, response_model=S.JobRetried)

@@ -224,6 +224,18 @@ class Reaction(Model):
     timestamp: int
 
 
+class QuotedOut(Model):
+    cursor: str = Field(description="Keyset cursor of the quoted message.")
+    message_id: str
+    sender_jid: str
+    sender_name: str | None
+    from_me: bool
+    timestamp: int
+    kind: str
+    text: str | None
+    revoked: bool
+
+
 class MessageOut(Model):
     cursor: str = Field(description="Keyset cursor of this message: page before or after it.")
     chat_jid: str
@@ -237,6 +249,13 @@ class MessageOut(Model):
     kind: str
     text: str | None
     quoted_id: str | None
+    quoted: QuotedOut | None = Field(
+        description="The message this one replies to, when the mirror holds it."
+    )
+    sender_picture: str | None = Field(
+        description="Path of the sender's stored profile picture (others' messages)."
+    )
+    sender_picture_timestamp: int | None
     push_name: str | None
     media: MediaOut | None
     edited_at: int | None
@@ -249,6 +268,11 @@ class MessagePage(Model):
     items: list[MessageOut]
     next_cursor: str | None = Field(
         description="Pass as `before` (or `after`, when paging forwards) for the next page."
+    )
+    newer_cursor: str | None = Field(
+        None,
+        description="With `around`: pass as `after` for the messages newer than this page "
+        "(null when the page reaches the newest).",
     )
 
 
@@ -311,6 +335,36 @@ class JobError(Model):
     at: float
 
 
+class DepthPoint(Model):
+    at: float
+    queued: int
+    running: int
+
+
+class QueueSeries(Model):
+    minutes: list[int] = Field(description="Start of each minute of the last hour (epoch s).")
+    done: list[int] = Field(description="Jobs finished done in each minute.")
+    failed: list[int] = Field(description="Jobs that gave up (failed) in each minute.")
+    depth: list[DepthPoint] = Field(
+        description="Queued and running jobs, sampled every `depthInterval` seconds "
+        "(kept in memory: empty after a restart, and with `session`)."
+    )
+
+
+class DeadLetter(Model):
+    id: int
+    kind: str
+    key: str | None
+    attempts: int
+    error: str | None
+    failed_at: float
+
+
+class SessionJobs(Model):
+    session: str | None = Field(description="null: jobs of no session (deliveries, commands).")
+    counts: dict[str, dict[str, int]] = Field(description="{kind: {state: n}}.")
+
+
 class QueueOut(Model):
     kind: str
     counts: dict[str, int] = Field(description="Jobs by state: queued, running, done, failed.")
@@ -318,6 +372,10 @@ class QueueOut(Model):
     failed_per_minute: float
     recent_errors: list[JobError]
     stats: dict[str, Any] = Field(description="Figures the queue's worker reports (rate, ...).")
+    series: QueueSeries | None = None
+    dead_letters: list[DeadLetter] = Field(
+        default_factory=list, description="Failed jobs, newest first (Retry or Discard them)."
+    )
 
 
 class NodeFigures(Model):
@@ -337,4 +395,8 @@ class QueuesOut(Model):
     generated_at: float
     nodes: list[NodeFigures] = Field(
         default_factory=list, description="Per node of the cluster (this one on SQLite)."
+    )
+    sessions: list[SessionJobs] = Field(default_factory=list)
+    depth_interval: float | None = Field(
+        None, description="Seconds between depth samples (null: no sampler running)."
     )

@@ -146,12 +146,32 @@ def message_cursor(timestamp: int, row_id: int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def quoted_data(row: dict[str, Any] | None, names: dict[str, str]) -> dict[str, Any] | None:
+    """What a reply shows of the message it quotes (when that one is stored)."""
+    if row is None:
+        return None
+    revoked = row["revoked_at"] is not None
+    return {
+        "cursor": message_cursor(row["timestamp"], row["id"]),
+        "messageId": row["message_id"],
+        "senderJid": row["sender_jid"],
+        "senderName": names.get(row["sender_jid"]) or row["push_name"],
+        "fromMe": bool(row["from_me"]),
+        "timestamp": row["timestamp"],
+        "kind": row["kind"],
+        "text": None if revoked else row["text"] or row["media_filename"],
+        "revoked": revoked,
+    }
+
+
 def message_data(
     session: str,
     row: dict[str, Any],
     names: dict[str, str],
     reactions: dict[tuple[str, str], list[dict[str, Any]]],
     forms: Forms,
+    quoted: dict[str, dict[str, Any]] | None = None,
+    pictures: dict[str, tuple[str, int | None]] | None = None,
 ) -> dict[str, Any]:
     revoked = row["revoked_at"] is not None
     phone, lid = forms.get(row["sender_jid"], (None, None))
@@ -163,6 +183,7 @@ def message_data(
             "filename": row["media_filename"],
             "url": media_url(session, row),
         }
+    picture = (pictures or {}).get(row["sender_jid"]) if not row["from_me"] else None
     return {
         "cursor": message_cursor(row["timestamp"], row["id"]),
         "chatJid": row["chat_jid"],
@@ -176,6 +197,9 @@ def message_data(
         "kind": row["kind"],
         "text": None if revoked else row["text"],
         "quotedId": row["quoted_id"],
+        "quoted": quoted_data((quoted or {}).get(row["quoted_id"] or ""), names),
+        "senderPicture": picture[0] if picture else None,
+        "senderPictureTimestamp": picture[1] if picture else None,
         "pushName": row["push_name"],
         "media": media,
         "editedAt": row["edited_at"],

@@ -205,6 +205,7 @@ def demo(
                 pair_delay=3.0,
                 lid_fraction=settings.simulator_lid_fraction,
                 late_mappings=settings.simulator_late_mappings,
+                real_clock=True,
             ),
             demo=DemoOptions(limit_per_chat=limit_per_chat),
             on_started=_announce(

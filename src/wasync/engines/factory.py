@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -40,6 +41,8 @@ class SimulatorOptions:
     live_limit: int | None = None  # live events in all, then the traffic stops
     lid_fraction: float = 0.0  # share of people addressed by LID
     late_mappings: bool = False  # LID <-> number pairs told only after both forms were seen
+    # Live events on the real clock (the demo) instead of the network's virtual one.
+    real_clock: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> SimulatorOptions:
@@ -151,7 +154,11 @@ class EngineFactory:
             live_limit=opts.live_limit,
         )
         network = Network.from_scale(
-            opts.scale, opts.seed, lid_fraction=opts.lid_fraction, late_mappings=opts.late_mappings
+            opts.scale,
+            opts.seed,
+            lid_fraction=opts.lid_fraction,
+            late_mappings=opts.late_mappings,
+            wall_clock=time.time if opts.real_clock else None,
         )
         return SimulatorEngine(network, faults, paired=not new, auto_pair=False)
 

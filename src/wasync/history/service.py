@@ -25,6 +25,7 @@ from wasync.history.options import HistoryOptions
 from wasync.history.progress import HistoryProgress
 from wasync.history.view import chat_known, sync_state_view
 from wasync.runtime import Runtime, SessionHandle
+from wasync.store import queries
 from wasync.store.identities import canonical
 from wasync.store.sessions import get_session
 
@@ -144,6 +145,33 @@ class HistoryService:
                 if not chat_known(conn, session_id, chat_jid):
                     raise ChatNotFound(f"session {session!r} has no chat {chat_jid}")
                 return sync_state_view(conn, session_id, chat_jid, on_demand_history=on_demand)
+
+        return await asyncio.to_thread(read)
+
+    async def session_sync_state(
+        self, session: str, *, limit: int, cursor: str | None
+    ) -> dict[str, Any]:
+        """Every chat's sync state, a page of chats at a time (by last activity)."""
+        handle = self.runtime.sessions.get(session)
+        on_demand = handle.engine.capabilities.on_demand_history if handle else None
+        db = self.runtime.db
+
+        def read() -> dict[str, Any]:
+            with db.read() as conn:
+                session_id = get_session(conn, session).id
+                page = queries.list_chats(conn, session_id, limit=limit, cursor=cursor)
+                jids = [row["jid"] for row in page.items]
+                stored = queries.message_counts(conn, session_id, jids)
+                items = []
+                for row in page.items:
+                    view = sync_state_view(
+                        conn, session_id, row["jid"], on_demand_history=on_demand
+                    )
+                    view.update(
+                        name=row["name"], kind=row["kind"], stored=stored.get(row["jid"], 0)
+                    )
+                    items.append(view)
+                return {"items": items, "nextCursor": page.next_cursor}
 
         return await asyncio.to_thread(read)
 

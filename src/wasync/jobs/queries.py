@@ -29,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Integer,
     and_,
     bindparam,
     case,
@@ -39,7 +40,9 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
 
 from wasync.jobs import wakeups
 from wasync.jobs.policy import RetryDecision
@@ -915,6 +918,68 @@ def finished_counts(
     for k, state, n in conn.execute(stmt.group_by(_j.kind, _j.state)):
         out.setdefault(k, {s: 0 for s in FINISHED})[state] = int(n)
     return out
+
+
+class _Minute(FunctionElement[int]):
+    """The minute a time (epoch seconds, positive) falls in: floor(t / 60)."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(_Minute)
+def _minute_default(element: _Minute, compiler: Any, **kw: Any) -> str:
+    return f"floor({compiler.process(element.clauses, **kw)} / 60)"
+
+
+@compiles(_Minute, "sqlite")
+def _minute_sqlite(element: _Minute, compiler: Any, **kw: Any) -> str:
+    # SQLite's floor() exists only when built with its math functions; CAST truncates,
+    # which is floor for the positive times a job has.
+    return f"CAST({compiler.process(element.clauses, **kw)} / 60 AS INTEGER)"
+
+
+def finished_by_minute(
+    conn: Connection, since: float, *, session_id: int | None = None
+) -> dict[str, dict[int, dict[str, int]]]:
+    """{kind: {minute: {done|failed: n}}} of jobs finished since `since`; a minute is
+    epoch seconds // 60 (minutes without a finished job are absent)."""
+    minute = _Minute(_j.finished_at)
+    stmt = select(_j.kind, minute, _j.state, func.count()).where(
+        _j.finished_at >= since, _j.state.in_(FINISHED)
+    )
+    if session_id is not None:
+        stmt = stmt.where(_j.session_id == session_id)
+    out: dict[str, dict[int, dict[str, int]]] = {}
+    for kind, at, state, n in conn.execute(stmt.group_by(_j.kind, minute, _j.state)):
+        per = out.setdefault(kind, {}).setdefault(int(at), {s: 0 for s in FINISHED})
+        per[state] = int(n)
+    return out
+
+
+def session_counts(conn: Connection) -> dict[int | None, dict[str, dict[str, int]]]:
+    """{session id: {kind: {state: n}}}, every state present; None: jobs of no session."""
+    stmt = select(_j.session_id, _j.kind, _j.state, func.count()).group_by(
+        _j.session_id, _j.kind, _j.state
+    )
+    out: dict[int | None, dict[str, dict[str, int]]] = {}
+    for sid, kind, state, n in conn.execute(stmt):
+        per = out.setdefault(sid, {}).setdefault(kind, {s.value: 0 for s in JobState})
+        per[state] = int(n)
+    return out
+
+
+def dead_letters(
+    conn: Connection, *, kind: str | None = None, session_id: int | None = None, limit: int = 20
+) -> list[Job]:
+    """Failed jobs (they gave up), the most recently failed first."""
+    stmt = select(jobs).where(_j.state == JobState.FAILED.value)
+    if kind is not None:
+        stmt = stmt.where(_j.kind == kind)
+    if session_id is not None:
+        stmt = stmt.where(_j.session_id == session_id)
+    stmt = stmt.order_by(_j.updated_at.desc(), _j.id.desc()).limit(limit)
+    return [Job.from_row(r) for r in conn.execute(stmt)]
 
 
 def recent_errors(

@@ -143,6 +143,73 @@ def list_messages(
     return Page(rows, nxt)
 
 
+def list_messages_around(
+    conn: Connection, session_id: int, chat_jid: str, message_id: str, *, limit: int = 50
+) -> tuple[Page, str | None] | None:
+    """A page of a chat centred on one message, newest first, and the cursor of the
+    messages newer than the page (None when it reaches the newest); None when the
+    message is not stored.
+
+    `next_cursor` pages on back in time as `before` does; the newer cursor as `after`.
+    """
+    limit = _clamp(limit)
+    m = messages.c
+    mine = (m.session_id == session_id, m.chat_jid == chat_jid)
+    target = conn.execute(
+        select(m.timestamp, m.id)
+        .where(*mine, m.message_id == message_id, m.kind != MessageKind.UNKNOWN.value)
+        .order_by(m.id)
+        .limit(1)
+    ).one_or_none()
+    if target is None:
+        return None
+    ts, rid = target
+    newer_n = (limit - 1) // 2
+    newer = [
+        dict(r._mapping)
+        for r in conn.execute(
+            select(messages)
+            .where(*mine, or_(m.timestamp > ts, and_(m.timestamp == ts, m.id > rid)))
+            .order_by(m.timestamp.asc(), m.id.asc())
+            .limit(newer_n + 1)
+        )
+    ]
+    more_newer = len(newer) > newer_n
+    newer = newer[:newer_n]
+    older = [
+        dict(r._mapping)
+        for r in conn.execute(
+            select(messages)
+            .where(*mine, or_(m.timestamp < ts, and_(m.timestamp == ts, m.id <= rid)))
+            .order_by(m.timestamp.desc(), m.id.desc())
+            .limit(limit - len(newer) + 1)
+        )
+    ]
+    more_older = len(older) > limit - len(newer)
+    older = older[: limit - len(newer)]
+    rows = newer[::-1] + older
+    nxt = encode_cursor(rows[-1]["timestamp"], rows[-1]["id"]) if more_older else None
+    newer_cursor = encode_cursor(rows[0]["timestamp"], rows[0]["id"]) if more_newer else None
+    return Page(rows, nxt), newer_cursor
+
+
+def message_counts(conn: Connection, session_id: int, chat_jids: list[str]) -> dict[str, int]:
+    """How many real messages the mirror holds of each chat (a page of chats)."""
+    if not chat_jids:
+        return {}
+    m = messages.c
+    stmt = (
+        select(m.chat_jid, func.count())
+        .where(
+            m.session_id == session_id,
+            m.chat_jid.in_(chat_jids),
+            m.kind != MessageKind.UNKNOWN.value,
+        )
+        .group_by(m.chat_jid)
+    )
+    return {jid: int(n) for jid, n in conn.execute(stmt)}
+
+
 def all_messages(conn: Connection, session_id: int, chat_jid: str | None = None) -> list[Message]:
     """Every real message (placeholders excluded), oldest first. For tools and tests."""
     m = messages.c

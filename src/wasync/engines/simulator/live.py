@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from wasync.domain.events import (
@@ -31,10 +32,19 @@ _LEAD_SHARE = 0.1  # of new messages, written in chats opened by new leads
 
 
 class LiveTraffic:
-    def __init__(self, network: Network, key: int, history_end: int) -> None:
+    def __init__(
+        self,
+        network: Network,
+        key: int,
+        history_end: int,
+        wall_clock: Callable[[], float] | None = None,
+    ) -> None:
         self._network = network
         self._rng = random.Random(key)
         self.clock = history_end
+        # With a wall clock (the demo), live events carry the real time: history keeps
+        # its generated dates, and what arrives now looks like now.
+        self._wall_clock = wall_clock
         self._cumulative: list[float] | None = None
         self._base_chats: list[str] = []
         self._lead_chats: list[str] = []
@@ -46,7 +56,11 @@ class LiveTraffic:
         self.activity: dict[str, int] = {}
 
     def advance(self, seconds: int) -> int:
-        self.clock += max(1, seconds)
+        if self._wall_clock is not None:
+            # Never backwards, and one second apart at least: events stay in order.
+            self.clock = max(self.clock + 1, int(self._wall_clock()))
+        else:
+            self.clock += max(1, seconds)
         return self.clock
 
     def next_events(self, n: int) -> list[Event]:

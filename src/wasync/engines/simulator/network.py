@@ -7,7 +7,7 @@ without ever holding the message history in memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -43,7 +43,11 @@ DEFAULT_MEDIA_BASE_URL = "https://mmg.simulator.invalid"
 
 class Network:
     def __init__(
-        self, config: NetworkConfig, *, media_base_url: str = DEFAULT_MEDIA_BASE_URL
+        self,
+        config: NetworkConfig,
+        *,
+        media_base_url: str = DEFAULT_MEDIA_BASE_URL,
+        wall_clock: Callable[[], float] | None = None,
     ) -> None:
         self.config = config
         self.media_base_url = media_base_url.rstrip("/")
@@ -61,16 +65,25 @@ class Network:
         self._chat_key = derive(config.seed, "chats")
         self._lead_key = derive(config.seed, "leads")
         self._pictures = PictureBook(config.seed)
-        self._live = LiveTraffic(self, derive(config.seed, "live"), population.history_end)
+        self._live = LiveTraffic(
+            self, derive(config.seed, "live"), population.history_end, wall_clock
+        )
 
     @classmethod
-    def from_scale(cls, name: str, seed: int = 0, **overrides: Any) -> Network:
+    def from_scale(
+        cls,
+        name: str,
+        seed: int = 0,
+        *,
+        wall_clock: Callable[[], float] | None = None,
+        **overrides: Any,
+    ) -> Network:
         """A network of a named size ("tiny", "small", "medium", "large")."""
         try:
             config = SCALES[name]
         except KeyError:
             raise ValueError(f"unknown scale {name!r}; choose one of {sorted(SCALES)}") from None
-        return cls(config.replace(seed=seed, **overrides))
+        return cls(config.replace(seed=seed, **overrides), wall_clock=wall_clock)
 
     @property
     def seed(self) -> int:

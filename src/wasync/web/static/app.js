@@ -31,6 +31,41 @@
     location.assign(`/ui/login?next=${encodeURIComponent(next)}`);
   }
 
+  // The server unreachable: a banner, badges that say so, and a check every few
+  // seconds until it answers again (then the page's `W.onReconnect` handlers run).
+  const reconnectHandlers = [];
+  let offline = false;
+  let probe = null;
+  function setOffline(value) {
+    if (value === offline) return;
+    offline = value;
+    document.body.classList.toggle("offline", offline);
+    const banner = document.getElementById("offline-banner");
+    if (banner) banner.hidden = !offline;
+    document.querySelectorAll("[data-real-status]").forEach((n) => statusBadge(n, n.dataset.realStatus));
+    const dot = document.getElementById("live-dot");
+    if (dot && offline) { dot.dataset.state = "off"; dot.title = "Server unreachable"; }
+    if (offline && !probe) {
+      probe = setInterval(async () => {
+        if (await reachable()) {
+          clearInterval(probe);
+          probe = null;
+          setOffline(false);
+          reconnectHandlers.forEach((fn) => fn());
+        }
+      }, 2000);
+    }
+  }
+  async function reachable() {
+    try {
+      const r = await fetch("/health", { cache: "no-store" });
+      return r.status < 500;
+    } catch (e) {
+      return false;
+    }
+  }
+  function onReconnect(fn) { reconnectHandlers.push(fn); }
+
   async function api(path, options) {
     const opts = Object.assign({ method: "GET" }, options || {});
     const init = { method: opts.method, headers: headers(opts.headers) };
@@ -38,7 +73,14 @@
       init.body = JSON.stringify(opts.body);
       init.headers["Content-Type"] = "application/json";
     }
-    const response = await fetch(path, init);
+    let response;
+    try {
+      response = await fetch(path, init);
+    } catch (e) {
+      setOffline(true);
+      throw new ApiError(0, "unreachable", "The server is unreachable.");
+    }
+    setOffline(false);
     if (response.status === 401 && !opts.noRedirect) {
       sessionStorage.removeItem(KEY);
       toLogin();
@@ -101,6 +143,8 @@
       socket.onclose = (ev) => {
         mark("off", "disconnected, retrying");
         if (stopped) return;
+        // A closed socket is the first sign of a stopped server: ask whether it answers.
+        reachable().then((up) => { if (!up) setOffline(true); });
         if (ev.code === 4401) return toLogin();
         setTimeout(connect, delay);
         delay = Math.min(delay * 2, 15000);
@@ -180,6 +224,20 @@
   function longTime(ts) {
     return ts ? new Date(ts * 1000).toLocaleString() : "";
   }
+  // The time of day on a bubble: 14:05.
+  function clock(ts) {
+    return new Date(ts * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+  // A day separator: Today, Yesterday, a weekday this week, else the date.
+  function dayLabel(d) {
+    const now = new Date();
+    const yesterday = new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1);
+    if (sameDay(d, now)) return "Today";
+    if (sameDay(d, yesterday)) return "Yesterday";
+    if (now - d < 6 * 86400000 && d < now) return d.toLocaleDateString([], { weekday: "long" });
+    const year = d.getFullYear() === now.getFullYear() ? undefined : "numeric";
+    return d.toLocaleDateString([], { weekday: "short", day: "numeric", month: "long", year });
+  }
 
   function setProgress(box, payload) {
     const n = payload.nChats || 0;
@@ -210,9 +268,25 @@
     connected: "Connected", disconnected: "Disconnected", connecting: "Connecting",
     pairing: "Waiting for pairing", logged_out: "Logged out", banned: "Banned", replaced: "Replaced",
   };
+  // A badge shows what the server last said, unless the server cannot be reached:
+  // then no status is known, and it says so.
   function statusBadge(node, status) {
-    node.textContent = STATUS_TEXT[status] || status || "unknown";
-    node.dataset.status = status || "unknown";
+    node.dataset.realStatus = status || "unknown";
+    const shown = offline ? "unreachable" : status || "unknown";
+    node.textContent = offline ? "Server unreachable" : STATUS_TEXT[status] || status || "unknown";
+    node.dataset.status = shown;
+  }
+
+  // The page's subject does not exist (an unknown session): say so instead of an
+  // empty page that looks as if it worked.
+  function notFound(message) {
+    document.title = "Not found · wasync";
+    const main = document.getElementById("main");
+    main.className = "page-not_found";
+    main.replaceChildren(el("section", { class: "card not-found", id: "not-found" },
+      el("h1", { text: "Not found" }),
+      el("p", { class: "muted", text: message }),
+      el("p", {}, el("a", { class: "button primary", href: "/ui/sessions", text: "Go to sessions" }))));
   }
 
   async function signOut() {
@@ -237,7 +311,7 @@
   if (button) button.addEventListener("click", signOut);
 
   window.W = {
-    KEY, ApiError, api, apiKey, avatar, blobUrl, el, finishProgress, initials, live, longTime,
-    requireLogin, setProgress, shortTime, statusBadge, toast,
+    KEY, ApiError, api, apiKey, avatar, blobUrl, clock, dayLabel, el, finishProgress, hue, initials,
+    live, longTime, notFound, onReconnect, requireLogin, setProgress, shortTime, statusBadge, toast,
   };
 })();

@@ -1,11 +1,14 @@
-// Chats page: the chat list (search, filter, keyset pages), a chat's messages with
-// "load older" / "load full history", live messages and the sync progress bar.
+// Chats page: the chat list (search, filter, keyset pages; it holds still under the
+// pointer), a chat's messages at its own address with "load older" / "load full
+// history", jumps to quoted messages, live messages and the sync progress bar.
 "use strict";
 
 (function () {
   const session = document.body.dataset.session;
   const base = `/api/sessions/${encodeURIComponent(session)}`;
   const chatPath = (jid) => `${base}/chats/${encodeURIComponent(jid)}`;
+  const pagePath = `/ui/sessions/${encodeURIComponent(session)}`;
+  const chatPage = (jid) => `${pagePath}/chats/${encodeURIComponent(jid).replace(/%40/g, "@")}`;
   const CHAT_PAGE = 40;
   const MESSAGE_PAGE = 30;
 
@@ -19,9 +22,13 @@
   const olderButton = $("load-older");
   const historyNote = $("history-note");
   const historyStatus = $("history-status");
+  const newPill = $("new-chats");
+  const jumpLatest = $("jump-latest");
 
-  const chats = { cursor: null, kind: "", search: "", items: new Map(), loading: false };
-  let open = null; // {jid, chat, olderCursor, storedExhausted, keys: Set}
+  // `moved`: chats with new activity that wait for the pill to move them up.
+  const chats = { cursor: null, kind: "", search: "", items: new Map(), loading: false, moved: new Set() };
+  let open = null; // {jid, chat, olderCursor, newerCursor, storedExhausted, keys: Set}
+  let pointerOnList = false;
 
   // Chat list.
 
@@ -50,19 +57,53 @@
     return node;
   }
 
+  // The list holds still while it is being used (the pointer on it, or scrolled down):
+  // a row that would move up is updated where it is and counted on the pill instead.
+  function holding() {
+    return pointerOnList || list.scrollTop > 4;
+  }
+
+  function showPill() {
+    const n = chats.moved.size;
+    newPill.textContent = `${n} chat${n === 1 ? "" : "s"} with new messages`;
+    newPill.hidden = n === 0;
+  }
+
   function putChat(chat, { top = false } = {}) {
     const old = chats.items.get(chat.jid);
     const node = chatNode(chat);
+    if (top && holding()) {
+      chats.moved.add(chat.jid);
+      showPill();
+      if (!old || old.waiting) {
+        chats.items.set(chat.jid, { chat, node, waiting: true }); // shown when moved up
+      } else {
+        chats.items.set(chat.jid, { chat, node });
+        old.node.replaceWith(node);
+      }
+      return;
+    }
     chats.items.set(chat.jid, { chat, node });
-    if (old) old.node.replaceWith(node);
-    if (top || !old) top ? list.prepend(node) : list.append(node);
+    if (old && !old.waiting) old.node.replaceWith(node);
+    if (top || (old && old.waiting)) list.prepend(node);
+    else if (!old) list.append(node);
+    if (top && chats.moved.delete(chat.jid)) showPill();
+  }
+
+  function moveUpWaiting() {
+    const waiting = [...chats.moved].map((jid) => chats.items.get(jid)).filter(Boolean);
+    waiting.sort((a, b) => (a.chat.lastMessageAt || 0) - (b.chat.lastMessageAt || 0));
+    for (const entry of waiting) { entry.waiting = false; list.prepend(entry.node); }
+    chats.moved.clear();
+    showPill();
+    list.scrollTop = 0;
   }
 
   async function loadChats(reset) {
     if (chats.loading) return;
     chats.loading = true;
     try {
-      if (reset) { chats.cursor = null; chats.items.clear(); list.replaceChildren(); }
+      if (reset) { chats.cursor = null; chats.items.clear(); chats.moved.clear(); showPill(); list.replaceChildren(); }
       const q = new URLSearchParams({ limit: String(CHAT_PAGE) });
       if (chats.cursor) q.set("cursor", chats.cursor);
       if (chats.kind) q.set("kind", chats.kind);
@@ -86,17 +127,36 @@
     fresh.forEach((m) => open.keys.add(`${m.senderJid}|${m.messageId}`));
     // API pages are newest first; the list shows the oldest at the top.
     const group = open.chat && open.chat.kind === "group";
-    const nodes = fresh.map((m) => WM.messageNode(m, group)).reverse();
+    const nodes = fresh.map((m) => WM.messageNode(m, group, jumpTo)).reverse();
     if (older) {
       const keep = messagesBox.scrollHeight - messagesBox.scrollTop;
       messageList.prepend(...nodes);
+      WM.relayout(messageList);
       messagesBox.scrollTop = messagesBox.scrollHeight - keep;
     } else {
       const atBottom = messagesBox.scrollHeight - messagesBox.scrollTop - messagesBox.clientHeight < 80;
       messageList.append(...nodes);
+      WM.relayout(messageList);
       if (atBottom) messagesBox.scrollTop = messagesBox.scrollHeight;
     }
     return fresh.length;
+  }
+
+  function highlight(messageId) {
+    const li = messageList.querySelector(`.msg[data-id="${CSS.escape(messageId)}"]`);
+    if (!li) return false;
+    messageList.querySelectorAll(".msg.highlight").forEach((n) => n.classList.remove("highlight"));
+    li.classList.add("highlight");
+    li.scrollIntoView({ block: "center" });
+    return true;
+  }
+
+  // A quoted reply's button: the quoted message on screen, or the conversation
+  // reloaded around it (its address then names it, so a reload comes back here).
+  function jumpTo(quoted) {
+    if (highlight(quoted.messageId)) return;
+    history.replaceState(null, "", `${chatPage(open.jid)}?message=${encodeURIComponent(quoted.messageId)}`);
+    openChat(open.jid, { push: false, around: quoted.messageId });
   }
 
   function oldestCursor() {
@@ -130,7 +190,17 @@
     $("full-history").hidden = !!full;
   }
 
-  async function openChat(jid) {
+  function closeChat() {
+    open = null;
+    for (const { node } of chats.items.values()) node.classList.remove("active");
+    layout.classList.remove("show-chat");
+    $("chat-placeholder").hidden = false;
+    $("chat-view").hidden = true;
+  }
+
+  // `around`: a message id to show (a quoted message, a search hit) instead of the newest.
+  async function openChat(jid, { push = true, around = null } = {}) {
+    if (push && location.pathname !== chatPage(jid)) history.pushState(null, "", chatPage(jid));
     for (const { node } of chats.items.values()) node.classList.toggle("active", node.dataset.jid === jid);
     layout.classList.add("show-chat");
     $("chat-placeholder").hidden = true;
@@ -138,12 +208,20 @@
     messageList.replaceChildren();
     historyNote.hidden = true;
     historyStatus.hidden = true;
-    open = { jid, chat: null, olderCursor: null, oldest: null, storedExhausted: false, keys: new Set() };
+    jumpLatest.hidden = true;
+    open = { jid, chat: null, olderCursor: null, newerCursor: null, oldest: null, storedExhausted: false, keys: new Set() };
     const current = open;
+    const latest = `${chatPath(jid)}/messages?limit=${MESSAGE_PAGE}`;
     try {
       const [chat, page] = await Promise.all([
         W.api(chatPath(jid)),
-        W.api(`${chatPath(jid)}/messages?limit=${MESSAGE_PAGE}`),
+        around
+          ? W.api(`${latest}&around=${encodeURIComponent(around)}`).catch((e) => {
+            if (e.status !== 404) throw e;
+            W.toast("That message is not stored in the mirror: showing the newest.");
+            return W.api(latest);
+          })
+          : W.api(latest),
       ]);
       if (open !== current) return;
       open.chat = chat;
@@ -152,12 +230,23 @@
       W.avatar($("chat-avatar"), chat.displayName, chat.jid, chat.profilePicture, chat.profilePictureTimestamp);
       addMessages(page.items, { older: false });
       open.olderCursor = page.nextCursor;
+      open.newerCursor = page.newerCursor || null;
+      jumpLatest.hidden = !open.newerCursor;
       open.storedExhausted = !page.nextCursor;
       if (page.items.length) open.oldest = page.items[page.items.length - 1].cursor;
       messagesBox.scrollTop = messagesBox.scrollHeight;
+      if (around) highlight(around);
       updateOlderControls();
     } catch (e) {
-      W.toast(e.message, "error");
+      if (e.status === 404 && open === current) {
+        $("chat-title").textContent = jid;
+        $("chat-subtitle").textContent = "";
+        note("This chat is not in the mirror.");
+        olderButton.hidden = true;
+        $("full-history").hidden = true;
+      } else {
+        W.toast(e.message, "error");
+      }
     }
   }
 
@@ -264,7 +353,16 @@
     } else if (!chats.search && !chats.kind) {
       W.api(chatPath(data.chatJid)).then((chat) => putChat(chat, { top: true })).catch(() => {});
     }
-    if (open && open.chat && open.jid === data.chatJid) {
+    // (Not while an older part is on screen: "Jump to latest" shows them.)
+    if (open && open.chat && open.jid === data.chatJid && !open.newerCursor) {
+      if (data.quotedId) {
+        // The event has the quoted message's id only: read the reply as the API shows it.
+        const current = open;
+        W.api(`${chatPath(data.chatJid)}/messages?limit=1&around=${encodeURIComponent(data.messageId)}`)
+          .then((page) => { if (open === current) addMessages(page.items, { older: false }); })
+          .catch(() => {});
+        return;
+      }
       const media = data.media ? Object.assign({}, data.media, {
         url: `${chatPath(data.chatJid)}/messages/${encodeURIComponent(data.messageId)}/media?sender=${encodeURIComponent(data.senderJid)}`,
       }) : null;
@@ -318,9 +416,24 @@
       W.statusBadge($("session-status"), s.status);
       $("sync-button").disabled = s.status !== "connected";
       if (s.syncing) progress.hidden = false;
+      return true;
     } catch (e) {
-      W.toast(e.message, "error");
+      if (e.status === 404) {
+        W.notFound(`There is no session named “${session}”.`);
+        return false;
+      }
+      if (e.status) W.toast(e.message, "error");
+      return true;
     }
+  }
+
+  // The address names the chat (and maybe a message): open what it says.
+  function followAddress() {
+    const prefix = `${pagePath}/chats/`;
+    if (!location.pathname.startsWith(prefix)) return closeChat();
+    const jid = decodeURIComponent(location.pathname.slice(prefix.length));
+    const message = new URLSearchParams(location.search).get("message");
+    openChat(jid, { push: false, around: message });
   }
 
   // Wiring.
@@ -344,11 +457,21 @@
   olderButton.addEventListener("click", loadOlder);
   $("full-history").addEventListener("click", loadFull);
   $("sync-button").addEventListener("click", syncNow);
-  $("back").addEventListener("click", () => layout.classList.remove("show-chat"));
+  $("back").addEventListener("click", () => { history.pushState(null, "", pagePath); closeChat(); });
+  jumpLatest.addEventListener("click", () => {
+    history.replaceState(null, "", chatPage(open.jid));
+    openChat(open.jid, { push: false });
+  });
+  newPill.addEventListener("click", moveUpWaiting);
+  list.addEventListener("pointerenter", () => { pointerOnList = true; });
+  list.addEventListener("pointerleave", () => { pointerOnList = false; });
+  window.addEventListener("popstate", followAddress);
 
-  W.requireLogin().then(() => {
-    loadStatus();
+  W.requireLogin().then(async () => {
+    if (!(await loadStatus())) return;
+    W.onReconnect(() => { loadStatus(); loadChats(true); });
     loadChats(true);
+    if (document.body.dataset.jid) followAddress();
     W.live([session], {
       message: onMessage,
       "message.edit": (d) => onEdit(d, false),

@@ -22,21 +22,32 @@
     error.hidden = false;
   }
 
+  // The key itself, or the whole sign-in link pasted into the field.
+  function keyOf(value) {
+    const found = value.trim().match(/#key=([^&\s]+)/);
+    return found ? decodeURIComponent(found[1]) : value.trim();
+  }
+
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     error.hidden = true;
-    tryKey(input.value.trim()).catch((e) => showError(e.message));
+    tryKey(keyOf(input.value)).catch((e) => showError(e.message));
   });
 
   // `wasync demo` (and a first `wasync serve`) print a link with #key=...: sign in with
-  // it, then drop it from the address bar and the history.
-  const match = location.hash.match(/^#key=(.+)$/);
-  if (match) {
+  // it, then drop it from the address bar and the history. Pasted into the address bar
+  // of a login tab already open, only the fragment changes: no page load, an event.
+  function fromAddress() {
+    const match = location.hash.match(/^#key=(.+)$/);
+    if (!match) return false;
     history.replaceState(null, "", location.pathname + location.search);
     input.value = decodeURIComponent(match[1]);
+    error.hidden = true;
     tryKey(input.value).catch((e) => showError(e.message));
-    return;
+    return true;
   }
+  window.addEventListener("hashchange", fromAddress);
+  if (fromAddress()) return;
   fetch("/health").then((r) => r.json()).then((health) => {
     if (health.auth === false) {
       sessionStorage.setItem("wasync.authOff", "1");

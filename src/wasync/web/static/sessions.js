@@ -8,6 +8,9 @@
   const cards = new Map(); // name -> {node, session}
 
   const path = (name) => `/api/sessions/${encodeURIComponent(name)}`;
+  // Statuses a session does not leave by itself: pairing again is the way back.
+  const STOPPED = new Set(["logged_out", "banned", "replaced"]);
+  const STOPPED_TEXT = { logged_out: "Logged out", banned: "Banned", replaced: "Replaced", disconnected: "Stopped" };
 
   function card(name) {
     let entry = cards.get(name);
@@ -19,6 +22,7 @@
     node.querySelector(".sync").addEventListener("click", () => sync(name));
     node.querySelector(".logout").addEventListener("click", () => logout(name));
     node.querySelector(".delete").addEventListener("click", () => remove(name));
+    node.querySelector(".retry-pairing").addEventListener("click", () => retryPairing(name));
     node.querySelector(".pair-phone").addEventListener("submit", (e) => pairPhone(e, name));
     grid.append(node);
     entry = { node, session: null, qrAt: 0 };
@@ -37,9 +41,13 @@
     const meta = [`engine ${session.engine}`, session.jid ? session.jid.split("@")[0] : null,
       older, session.running ? null : "not running"].filter(Boolean);
     node.querySelector(".session-meta").textContent = meta.join(" · ");
+    // Why it stopped stays on the card (a toast would take it away) until it runs again.
+    const stopped = !session.running || STOPPED.has(session.status);
+    const reason = session.error || (stopped && session.status !== "connected" ? session.statusReason : null);
     const error = node.querySelector(".session-error");
-    error.textContent = session.error || "";
-    error.hidden = !session.error;
+    error.textContent = reason ? `${STOPPED_TEXT[session.status] || "Stopped"}: ${reason}` : "";
+    error.hidden = !reason;
+    node.querySelector(".retry-pairing").hidden = !(stopped && session.status !== "pairing" && session.status !== "connected");
     const connected = session.status === "connected";
     node.querySelector(".sync").disabled = !connected || session.syncing;
     node.querySelector(".logout").hidden = !session.running;
@@ -123,6 +131,18 @@
     }
   }
 
+  async function retryPairing(name) {
+    const button = card(name).node.querySelector(".retry-pairing");
+    button.disabled = true;
+    try {
+      render(await W.api("/api/sessions", { method: "POST", body: { name } }));
+    } catch (e) {
+      W.toast(e.message, "error");
+    } finally {
+      button.disabled = false;
+    }
+  }
+
   async function pairPhone(event, name) {
     event.preventDefault();
     const form = event.target;
@@ -151,6 +171,7 @@
 
   W.requireLogin().then(() => {
     load().catch((e) => W.toast(e.message, "error"));
+    W.onReconnect(() => load().catch(() => {})); // statuses may have changed meanwhile
     W.live([], {
       "session.status": (data, frame) => refresh(frame.session),
       sync_chats: (data) => {
