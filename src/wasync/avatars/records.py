@@ -83,7 +83,7 @@ def save_avatar(
     answer is kept; a group without a chat row stays without one. A person asked for
     by number whose rows moved to their LID meanwhile is saved there.
     """
-    jid = identities.canonical(conn, session_id, jid)
+    jid = identities.canonical_to_write(conn, session_id, jid)
     values = {
         "profile_picture": picture,
         "profile_picture_id": picture_id,

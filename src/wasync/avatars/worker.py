@@ -63,7 +63,11 @@ class SessionAvatars:
     async def handle(self, job: queue.Job) -> JobOutcome:
         jid = str(job.payload.get("jid") or job.unique_key or "")
         try:
-            jid = await asyncio.to_thread(self._person, jid)  # by LID once it is known
+            jid, checked = await asyncio.to_thread(self._person, jid)  # by LID once known
+            if checked and job.payload.get("reason") == Reason.NEW.value:
+                # A first check queued under one form of a person, done meanwhile under
+                # the other (a merge joined them): asking again would fetch it twice.
+                return Done()
             result = await self.fetcher.check(jid)
         except DomainError as invalid:  # a job naming no valid JID: no try will fix it
             return Retry(str(invalid), permanent=True)
@@ -80,9 +84,11 @@ class SessionAvatars:
         error = result.error or "unknown error"
         return Retry(error, permanent=result.failure is Failure.PERMANENT)
 
-    def _person(self, jid: str) -> str:
+    def _person(self, jid: str) -> tuple[str, bool]:
+        """The person's key, and whether their picture was checked already."""
         with self.db.read() as conn:
-            return identities.canonical(conn, self.session_id, jid)
+            key = identities.canonical(conn, self.session_id, jid)
+            return key, not records.unchecked_among(conn, self.session_id, [key])
 
     def refresh_budget(self) -> int:
         """Jobs the pace can serve before the next look, doubled for slack."""
