@@ -10,7 +10,15 @@ from wasync.domain.models import Message, MessageKey
 from wasync.engines.simulator import Network
 from wasync.store import queries
 from wasync.store.db import Database
-from wasync.store.schema import chats, contacts, group_participants, groups, messages, reactions
+from wasync.store.schema import (
+    chats,
+    contacts,
+    group_participants,
+    groups,
+    messages,
+    reactions,
+    sync_state,
+)
 
 
 def comparable(m: Message) -> Message:
@@ -139,6 +147,11 @@ def assert_people_mirrored(db: Database, session_id: int, net: Network) -> None:
         ):
             members.setdefault(r.group_jid, set()).add(r.participant_jid)
         states = {s: queries.get_sync_state(conn, session_id, s) for s in chat_keys}
+        state_keys = set(
+            conn.execute(
+                select(sync_state.c.chat_jid).where(sync_state.c.session_id == session_id)
+            ).scalars()
+        )
     assert set(crow) == set(people), (
         f"contacts not person by person: extra {sorted(set(crow) - set(people))[:3]}, "
         f"missing {sorted(set(people) - set(crow))[:3]}"
@@ -149,6 +162,7 @@ def assert_people_mirrored(db: Database, session_id: int, net: Network) -> None:
             p.name, p.phone, p.lid, p.business_name
         ), (jid, tuple(row), p)  # fmt: skip
     assert chat_keys == {net.canonical(j) for j in net.chat_jids()}
+    assert state_keys <= chat_keys, f"sync state of no chat: {sorted(state_keys - chat_keys)[:3]}"
     for g in net.groups():
         assert members[g.jid] == {net.canonical(p.jid) for p in g.participants}, g.jid
     want = {net.canonical_key(m.key): comparable(m) for m in net.iter_all_messages()}

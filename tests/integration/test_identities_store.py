@@ -401,3 +401,16 @@ def test_a_pair_learned_while_another_writer_writes_under_the_number_leaves_no_s
         assert [tuple(k) for k in keys] == [(LID, LID)]
     finally:
         db.close()
+
+
+def test_a_picture_checked_by_number_after_the_merge_is_kept_under_the_lid(db: Database) -> None:
+    from wasync.avatars.records import save_avatar
+
+    sid = _session(db)
+    _commit(db, sid, ev.ContactsUpserted((Contact(PN, name="Alice"),)))
+    _commit(db, sid, ev.LidMappingsLearned(((LID, PN),)))
+    with db.write() as conn:  # a check that began before the merge ends after it
+        save_avatar(conn, sid, PN, picture="/media/avatars/x.jpg", picture_id="7", now=T)
+    with db.read() as conn:
+        rows = conn.execute(select(contacts.c.jid, contacts.c.profile_picture_id)).all()
+    assert [tuple(r) for r in rows] == [(LID, "7")]

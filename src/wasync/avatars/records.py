@@ -16,6 +16,7 @@ from sqlalchemy import Connection, and_, case, func, literal, or_, select, union
 
 from wasync.domain.jid import parse_jid
 from wasync.jobs import queries as queue
+from wasync.store import identities
 from wasync.store.schema import chats, contacts, sessions
 from wasync.store.upsert import upsert
 
@@ -79,8 +80,10 @@ def save_avatar(
     """Set the avatar columns of the JID's rows; returns how many rows exist.
 
     A person with no row yet (a picture asked for by hand) gets a contact row, so the
-    answer is kept; a group without a chat row stays without one.
+    answer is kept; a group without a chat row stays without one. A person asked for
+    by number whose rows moved to their LID meanwhile is saved there.
     """
+    jid = identities.canonical_to_write(conn, session_id, jid)
     values = {
         "profile_picture": picture,
         "profile_picture_id": picture_id,

@@ -20,6 +20,7 @@ nothing in between.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from wasync.engines.base import Engine
 from wasync.errors import DomainError
 from wasync.jobs import queries as queue
 from wasync.jobs.outcome import Defer, Done, JobOutcome, Retry
+from wasync.store import identities
 from wasync.store.db import Database
 
 
@@ -61,6 +63,11 @@ class SessionAvatars:
     async def handle(self, job: queue.Job) -> JobOutcome:
         jid = str(job.payload.get("jid") or job.unique_key or "")
         try:
+            jid, checked = await asyncio.to_thread(self._person, jid)  # by LID once known
+            if checked and job.payload.get("reason") == Reason.NEW.value:
+                # A first check queued under one form of a person, done meanwhile under
+                # the other (a merge joined them): asking again would fetch it twice.
+                return Done()
             result = await self.fetcher.check(jid)
         except DomainError as invalid:  # a job naming no valid JID: no try will fix it
             return Retry(str(invalid), permanent=True)
@@ -76,6 +83,12 @@ class SessionAvatars:
             return Defer(now + self.config.poll_interval, reason)
         error = result.error or "unknown error"
         return Retry(error, permanent=result.failure is Failure.PERMANENT)
+
+    def _person(self, jid: str) -> tuple[str, bool]:
+        """The person's key, and whether their picture was checked already."""
+        with self.db.read() as conn:
+            key = identities.canonical(conn, self.session_id, jid)
+            return key, not records.unchecked_among(conn, self.session_id, [key])
 
     def refresh_budget(self) -> int:
         """Jobs the pace can serve before the next look, doubled for slack."""

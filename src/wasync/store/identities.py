@@ -173,6 +173,14 @@ def canonical_keys(conn: Connection, session_id: int, jids: Iterable[str]) -> di
     return {j: ids.canonical(j) for j in wanted}
 
 
+def canonical_to_write(conn: Connection, session_id: int, jid: str) -> str:
+    """`canonical()` for a transaction about to write under the key: it holds the
+    identity lock shared from here, so no merge of that person can slip in between
+    (PostgreSQL; an update that found the number's row merged away inserted it again)."""
+    lock(conn, session_id, exclusive=False)
+    return canonical(conn, session_id, jid)
+
+
 def canonical(conn: Connection, session_id: int, jid: str) -> str:
     """The key the mirror keeps any address of a person under (others: unchanged)."""
     return resolve(conn, session_id, jid)[0]

@@ -34,7 +34,7 @@ from wasync.domain.batch import Batch
 from wasync.domain.jid import chat_kind_of
 from wasync.domain.models import Chat, Contact, Message, MessageKind
 from wasync.store import rows as R
-from wasync.store.identities import prepare
+from wasync.store.identities import canonical_to_write, prepare
 from wasync.store.schema import (
     chats,
     contacts,
@@ -455,11 +455,14 @@ def _sync_rows(session_id: int, msgs: list[Message], now: int) -> list[tuple[Any
 def mark_chat_error(
     conn: Connection, session_id: int, chat_jid: str, error: str | None, now: int
 ) -> None:
-    """Record (or clear, with None) the last sync error of a chat."""
+    """Record (or clear, with None) the last sync error of a chat (kept under the
+    person's key: a chat named by number may live under its LID)."""
+    chat_jid = canonical_to_write(conn, session_id, chat_jid)
     CHAT_ERROR.run(conn, [(session_id, chat_jid, error, now if error else None)])
 
 
 def mark_fully_synced(conn: Connection, session_id: int, chat_jid: str, now: int) -> None:
+    chat_jid = canonical_to_write(conn, session_id, chat_jid)
     FULLY_SYNCED.run(conn, [(session_id, chat_jid, True, now)])
 
 
