@@ -227,9 +227,10 @@ async def test_non_image_and_oversized_pictures_are_rejected_and_nothing_is_writ
         rows = h.rows()
         for jid in (fake, huge):
             assert rows[jid] == (None, None, None), jid
-            assert not h.storage.path_for(SESSION, jid).exists()
-        folder = h.storage.session_dir(SESSION)
-        assert not list(folder.glob(".*")), "a temporary file was left behind"
+            assert not h.storage.exists(SESSION, jid)
+        folder = tmp_path / "media" / "avatars" / SESSION
+        if folder.exists():  # the local store
+            assert not list(folder.glob(".*")), "a temporary file was left behind"
         with db.read() as conn:
             errors = {
                 e["unique_key"]: e
@@ -258,7 +259,7 @@ async def test_a_missing_file_is_fetched_again_even_when_unchanged(
     async with running(db, tmp_path) as h:
         await h.settle()
         jid = picture_jids(h, PictureState.SET)[0]
-        h.storage.path_for(SESSION, jid).unlink()
+        assert h.storage.remove(SESSION, jid)
         result, _ = await h.service.check_now(SESSION, jid)
         assert result.outcome == "new"
         h.assert_pictures_mirrored([jid])
