@@ -146,8 +146,13 @@ def blob_chunk(conn: Connection, sha256: str, offset: int, size: int) -> bytes |
     return None if chunk is None else bytes(chunk)
 
 
-def blob_data(conn: Connection, sha256: str) -> bytes | None:
-    data = conn.execute(select(blobs.data).where(blobs.sha256 == sha256)).scalar()
+def object_data(conn: Connection, key: str) -> bytes | None:
+    """The bytes of object `key` (one statement: a round trip less than two)."""
+    data = conn.execute(
+        select(blobs.data)
+        .select_from(media_objects.join(media_blobs, objects.sha256 == blobs.sha256))
+        .where(objects.key == key)
+    ).scalar()
     return None if data is None else bytes(data)
 
 
