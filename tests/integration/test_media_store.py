@@ -310,3 +310,22 @@ def test_objects_are_rows_in_the_database(db_store: DatabaseMediaStore) -> None:
     assert [tuple(r) for r in rows] == [("messages/1/ab/abc", "image/png")]
     found = db_store.stat("messages/1/ab/abc")
     assert found is not None and found.content_type == "image/png"
+
+
+async def test_the_api_answers_507_for_a_too_large_object() -> None:
+    import httpx
+    from fastapi import FastAPI
+
+    from wasync.api.errors import install_error_handlers
+
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/store")
+    async def store_huge() -> None:
+        raise MediaTooLarge("messages/1/aa/big: 600 MiB is more than 512 MiB")
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        r = await client.get("/store")
+    assert r.status_code == 507 and r.json()["error"] == "too_large_to_store"
