@@ -329,3 +329,49 @@ async def test_the_api_answers_507_for_a_too_large_object() -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         r = await client.get("/store")
     assert r.status_code == 507 and r.json()["error"] == "too_large_to_store"
+
+
+@pytest.mark.postgres
+def test_two_nodes_storing_one_new_key_at_once(pg_schema_url: str) -> None:
+    """Both fetched the same message's media: B's insert waits for A's commit, then
+    replaces A's object; no error, and A's blob goes with its last reference."""
+    node_a, node_b = Database(pg_schema_url), Database(pg_schema_url)
+    node_a.migrate()
+    store_a, store_b = DatabaseMediaStore(node_a), DatabaseMediaStore(node_b)
+    key = "messages/1/ab/" + "ab" * 32
+    try:
+        errors: list[BaseException] = []
+        with node_a.write() as conn_a:
+            store_a.put(key, b"from A", conn=conn_a)
+            a_pid = conn_a.execute(text("SELECT pg_backend_pid()")).scalar()
+
+            def put_on_b() -> None:
+                try:
+                    store_b.put(key, b"from B")
+                except BaseException as exc:  # pragma: no cover - reported below
+                    errors.append(exc)
+
+            writer = threading.Thread(target=put_on_b)
+            writer.start()
+            with node_a.engine.connect() as watcher:
+                blocked = 0
+                for _ in range(500):  # bounded: 10 s
+                    blocked = watcher.execute(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity "
+                            "WHERE :pid = ANY(pg_blocking_pids(pid))"
+                        ),
+                        {"pid": a_pid},
+                    ).scalar()
+                    watcher.rollback()
+                    if blocked:
+                        break
+                    threading.Event().wait(0.02)
+                assert blocked == 1, "B did not wait for A"
+        writer.join(timeout=20)
+        assert not writer.is_alive() and not errors, errors
+        assert store_a.get(key) == b"from B"
+        assert _blob_count(node_a) == 1
+    finally:
+        node_a.close()
+        node_b.close()

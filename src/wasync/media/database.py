@@ -59,9 +59,10 @@ class DatabaseMediaStore:
                     queries.hold_blob(c, sha256, data)
                 else:
                     queries.lock_blob(c, sha, exclusive=True)
-            queries.set_object(c, key, sha256, len(data), content_type)
-            if old_sha is not None:
-                queries.delete_if_unreferenced(c, old_sha)
+            replaced = queries.set_object(c, key, sha256, len(data), content_type)
+            if replaced is not None and replaced != sha256:
+                # Locked above, unless another node stored the key meanwhile.
+                queries.release_blobs(c, [replaced])
         return MediaStat(key, len(data), sha256, content_type)
 
     def stat(self, key: str) -> MediaStat | None:

@@ -22,7 +22,6 @@ from sqlalchemy import (
     delete,
     exists,
     func,
-    insert,
     literal_column,
     select,
     update,
@@ -89,17 +88,34 @@ def release_blobs(conn: Connection, shas: Iterable[str]) -> int:
 
 def set_object(
     conn: Connection, key: str, sha256: str, size: int, content_type: str | None
-) -> None:
+) -> str | None:
+    """Point `key` at blob `sha256`; the SHA-256 it pointed at before, if any.
+
+    Two nodes can store one new key at once (both fetched the same message's media):
+    the second insert waits for the first to commit, finds the row, and updates it.
+    """
     values = {
-        "key": key,
         "sha256": sha256,
         "size": size,
         "content_type": content_type,
         "updated_at": time.time(),
     }
-    changed = conn.execute(update(media_objects).where(objects.key == key).values(**values))
-    if changed.rowcount == 0:
-        conn.execute(insert(media_objects).values(**values))
+    make = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    for _ in range(10):
+        old = object_row(conn, key, lock=True)
+        if old is not None:
+            conn.execute(update(media_objects).where(objects.key == key).values(**values))
+            return old[0]
+        # RETURNING, not rowcount: psycopg reports -1 for this statement.
+        inserted = conn.execute(
+            make(media_objects)
+            .values(key=key, **values)
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(objects.key)
+        ).first()
+        if inserted is not None:
+            return None
+    raise RuntimeError(f"media object {key} kept changing")  # pragma: no cover
 
 
 def delete_objects(conn: Connection, keys: list[str]) -> list[str]:
