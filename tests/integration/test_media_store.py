@@ -375,3 +375,27 @@ def test_two_nodes_storing_one_new_key_at_once(pg_schema_url: str) -> None:
     finally:
         node_a.close()
         node_b.close()
+
+
+@pytest.mark.postgres
+def test_a_postgresql_stream_holds_no_connection_between_chunks(pg_schema_url: str) -> None:
+    """Each chunk is a short read: the object's deletion meanwhile ends the stream
+    with an error rather than with other bytes, and a slow reader pins nothing."""
+    from wasync.errors import StoreError
+
+    db = Database(pg_schema_url)
+    db.migrate()
+    try:
+        store = DatabaseMediaStore(db)
+        data = os.urandom(3000)
+        store.put("messages/1/ab/x", data)
+        chunks = store.stream("messages/1/ab/x", 1000)
+        assert chunks is not None
+        first = next(chunks)
+        assert first == data[:1000]
+        assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        assert store.delete("messages/1/ab/x")
+        with pytest.raises(StoreError, match="deleted while it was read"):
+            next(chunks)
+    finally:
+        db.close()

@@ -5,7 +5,7 @@ every statement); two keys with the same bytes share one blob. `put` and the del
 join the caller's write transaction when given one, so a picture commits with its
 rows and its outbox record, or not at all.
 
-Large objects are read chunk by chunk inside one read transaction: on SQLite through
+Large objects are read chunk by chunk: on SQLite in one read transaction, through
 incremental blob I/O (`blobopen`), because `substr` per chunk loads the whole blob
 each time (bench/media.py, a 64 MiB object in 1 MiB chunks: under 10 MiB/s with
 substr, over 800 MiB/s with blobopen, in every run); on PostgreSQL with `substring`,
@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, ExitStack
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from sqlalchemy import Connection
@@ -84,40 +84,37 @@ class DatabaseMediaStore:
 
     def stream(self, key: str, chunk_size: int = CHUNK_BYTES) -> Iterator[bytes] | None:
         check_key(key)
-        stack = ExitStack()
-        try:
-            # One read transaction for the whole object: a blob deleted meanwhile (its
-            # key replaced) is still read whole, never half old, half missing.
-            conn = stack.enter_context(self.db.read())
-            row = queries.object_row(conn, key)
-        except BaseException:
-            stack.close()
-            raise
-        if row is None:
-            stack.close()
+        found = self.stat(key)
+        if found is None:
             return None
-        return self._chunks(stack, conn, row[0], row[1], chunk_size)
+        if self.db.is_sqlite:
+            return self._sqlite_chunks(found.sha256, chunk_size)
+        return self._chunks(found.sha256, found.size, chunk_size)
 
-    def _chunks(
-        self, stack: ExitStack, conn: Connection, sha256: str, size: int, chunk_size: int
-    ) -> Iterator[bytes]:
-        with stack:
-            if self.db.is_sqlite:
-                rowid = queries.blob_rowid(conn, sha256)
-                if rowid is None:
-                    raise StoreError(f"media blob {sha256} is missing")
-                raw = conn.connection.driver_connection
-                with raw.blobopen("media_blobs", "data", rowid, readonly=True) as blob:  # type: ignore[union-attr]
-                    while chunk := blob.read(chunk_size):
-                        yield chunk
-                return
-            offset = 0
-            while offset < size:
+    def _sqlite_chunks(self, sha256: str, chunk_size: int) -> Iterator[bytes]:
+        # One read transaction for the whole object (a WAL reader blocks no writer).
+        with self.db.read() as conn:
+            rowid = queries.blob_rowid(conn, sha256)
+            if rowid is None:
+                raise StoreError(f"media blob {sha256} is missing")
+            raw = conn.connection.driver_connection
+            with raw.blobopen("media_blobs", "data", rowid, readonly=True) as blob:  # type: ignore[union-attr]
+                while chunk := blob.read(chunk_size):
+                    yield chunk
+
+    def _chunks(self, sha256: str, size: int, chunk_size: int) -> Iterator[bytes]:
+        # A short read per chunk, not one transaction for the whole object: a slow
+        # client would hold a pooled connection for as long as it takes. Blobs never
+        # change (they are named by their bytes); one deleted meanwhile (its last key
+        # deleted) ends the stream with an error, not with other bytes.
+        offset = 0
+        while offset < size:
+            with self.db.read() as conn:
                 chunk = queries.blob_chunk(conn, sha256, offset, chunk_size)
-                if not chunk:
-                    raise StoreError(f"media blob {sha256} is missing")
-                yield chunk
-                offset += len(chunk)
+            if not chunk:
+                raise StoreError(f"media blob {sha256} was deleted while it was read")
+            yield chunk
+            offset += len(chunk)
 
     def keys(self, prefix: str) -> list[str]:
         check_prefix(prefix)
