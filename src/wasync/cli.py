@@ -32,6 +32,7 @@ from wasync.commands.common import (
 from wasync.commands.engine import app as engine_app
 from wasync.commands.existing import check_engine_inputs, choose_engine, open_existing_database
 from wasync.commands.help_text import TidyGroup
+from wasync.commands.media import app as media_app
 from wasync.commands.pair import PAIR_HELP
 from wasync.commands.pair import pair as pair_command
 from wasync.commands.serve import register as register_serve_commands
@@ -243,6 +244,7 @@ app.add_typer(engine_app, name="engine")
 app.add_typer(webhooks_app, name="webhooks")
 app.command("avatar-job", help=avatar_job.HELP)(avatar_job.avatar_job)
 app.add_typer(avatars_app, name="avatars")  # wasync/commands/avatars.py
+app.add_typer(media_app, name="media")  # wasync/commands/media.py
 app.command("history", help=history_command.HELP)(history_command.history)
 app.command("search", help=search_command.HELP)(search_command.search)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +23,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL of the mirror; default: SQLite in the data directory.",
+    )
+    media_store: Literal["auto", "local", "database"] = Field(
+        default="auto",
+        description="Where pictures and media are kept: local (files in the data directory),"
+        " database (blobs every node shares) or auto (database on PostgreSQL, else local).",
     )
     limit_per_chat: int = Field(
         default=20, ge=0, description="Messages per chat fetched by the initial sparse sync."

@@ -35,6 +35,7 @@ from wasync.domain.events import Connected, IdentitiesRestated
 from wasync.domain.models import SyncProgress, SyncReport
 from wasync.engines.base import Engine
 from wasync.jobs.runner import JobRunner
+from wasync.media.store import MediaStore, media_store_for
 from wasync.outbox import Outbox
 from wasync.sessions.manager import SessionManager
 from wasync.sessions.ownership import Lease, Ownership, describe_process
@@ -80,9 +81,12 @@ class Runtime:
         bus: EventBus | None = None,
         holder: str | None = None,
         holder_detail: str | None = None,
+        media: MediaStore | None = None,
     ) -> None:
         self.settings = settings
         self.db = db or Database(settings.resolved_database_url())
+        # Pictures and media: files here, or blobs in the database every node reads.
+        self.media = media or media_store_for(settings.media_store, settings.data_dir, self.db)
         self.bus = bus or EventBus()
         self.hooks: list[TransactionHook] = []
         self.services: list[Service] = []

@@ -7,8 +7,8 @@ import io
 from PIL import Image
 from sqlalchemy import func, select
 
-from wasync.api.media_cache import MediaCache
-from wasync.avatars.service import storage_for
+from wasync.avatars.storage import AvatarStorage
+from wasync.media.layout import message_media_key
 from wasync.store.schema import chats, messages, sessions
 
 from ..waiting import eventually
@@ -135,18 +135,21 @@ async def test_logout_then_pair_again_then_delete(api: Api) -> None:
     r = await api.client.post("/api/sessions", json={"name": SESSION, "engine": "simulator"})
     assert r.status_code == 201 and r.json()["status"] == "pairing"
 
-    # What the session stored on disk: a picture and a cached media file.
-    settings = api.runtime.settings
+    # What the session stored: a picture and a cached media file.
+    store = api.runtime.media
     jid = api.network.chat_jids()[0]
-    picture = storage_for(settings).write(SESSION, jid, b"\xff\xd8 a picture")
-    cached = MediaCache(settings.data_dir).path_for(api.session_id, jid, jid, "M1")
-    cached.parent.mkdir(parents=True)
-    cached.write_bytes(b"media")
+    storage = AvatarStorage(store)
+    storage.write(SESSION, jid, b"\xff\xd8 a picture")
+    cached = message_media_key(api.session_id, jid, jid, "M1")
+    store.put(cached, b"media")
 
     r = await api.client.delete(f"/api/sessions/{SESSION}")
     assert r.status_code == 204
-    assert not picture.exists() and not picture.parent.exists()
-    assert not cached.exists() and not cached.parent.parent.exists()
+    assert not storage.exists(SESSION, jid) and not store.exists(cached)
+    assert store.keys("avatars/") == [] and store.keys("messages/") == []
+    media = api.runtime.settings.data_dir / "media"
+    assert not (media / "avatars" / SESSION).exists()
+    assert not (media / "messages" / str(api.session_id)).exists()
     assert (await api.client.get(f"/media/avatars/{SESSION}/{jid}.jpg")).status_code == 404
     assert (await api.client.get(f"/api/sessions/{SESSION}")).status_code == 404
     assert (await api.client.get(f"/api/sessions/{SESSION}/chats")).status_code == 404

@@ -103,21 +103,21 @@ class Harness:
         return sorted({c.jid for c in self.network.contacts()} | set(self.network.chat_jids()))
 
     def assert_pictures_mirrored(self, jids: list[str] | None = None) -> None:
-        """Each JID has the network's current picture on disk, byte for byte, or 'none'."""
+        """Each JID has the network's current picture stored, byte for byte, or 'none'."""
         rows = self.rows()
         for jid in jids if jids is not None else self.mirrored_jids():
             picture, picture_id, timestamp = rows[jid]
-            path = self.storage.path_for(SESSION, jid)
+            stored = self.storage.read(SESSION, jid)
             assert timestamp is not None, f"{jid} was never checked"
             current = self.network.picture_id(jid)
             if self.network.picture_state(jid) is PictureState.SET:
                 assert current is not None
                 assert picture == f"/media/avatars/{SESSION}/{jid}.jpg", jid
                 assert picture_id == current, jid
-                assert path.read_bytes() == self.network.picture_bytes(jid, current), jid
+                assert stored == self.network.picture_bytes(jid, current), jid
             else:
                 assert (picture, picture_id) == ("none", None), jid
-                assert not path.exists(), jid
+                assert stored is None, jid
 
 
 @asynccontextmanager

@@ -19,6 +19,7 @@ from wasync.avatars.storage import AvatarStorage
 from wasync.config import Settings
 from wasync.engines.simulator import Faults, MediaServer, Network, PictureState, SimulatorEngine
 from wasync.jobs import queries as queue
+from wasync.media.store import media_store_for
 from wasync.runtime import Runtime
 from wasync.store.db import Database
 from wasync.store.sessions import ensure_session
@@ -125,9 +126,16 @@ async def test_a_killed_worker_is_taken_over_without_a_second_download(
         assert job.attempts == 2  # the killed try and the one that finished
         assert server.downloads.started[picture] == 2
         assert server.downloads.completed[picture] == 1  # one whole download, not two
-        storage = AvatarStorage(tmp_path / "media" / "avatars")
-        assert storage.path_for(SESSION, jid).read_bytes() == network.picture_bytes(*picture)
-        assert sorted(p.name for p in storage.session_dir(SESSION).iterdir()) == [f"{jid}.jpg"]
+        storage = AvatarStorage(media_store_for("auto", tmp_path, db))
+        assert storage.read(SESSION, jid) == network.picture_bytes(*picture)
+        assert storage.store.keys(storage.session_prefix(SESSION)) == [
+            storage.key_for(SESSION, jid)
+        ]
+        folder = tmp_path / "media" / "avatars" / SESSION
+        if not db.is_sqlite:
+            assert not folder.exists()  # PostgreSQL: in the database every node reads
+        else:  # the local store: no temporary file left behind either
+            assert sorted(p.name for p in folder.iterdir()) == [f"{jid}.jpg"]
 
 
 async def test_a_worker_dying_after_storing_costs_no_download(db: Database, tmp_path: Path) -> None:
@@ -137,12 +145,12 @@ async def test_a_worker_dying_after_storing_costs_no_download(db: Database, tmp_
     jid = a_shown_contact(network)
     picture_id = network.picture_id(jid)
     assert picture_id is not None
-    storage = AvatarStorage(tmp_path / "media" / "avatars")
+    storage = AvatarStorage(media_store_for("auto", tmp_path, db))
     with db.write() as conn:
         sid = ensure_session(conn, SESSION, "simulator")
         enqueue_avatars(conn, sid, [jid], Reason.MANUAL, max_attempts=3)
         (claimed,) = queue.claim(conn, (KIND,), "dead-worker", lease_seconds=LEASE)
-        storage.write(SESSION, jid, network.picture_bytes(jid, picture_id))
+        storage.write(SESSION, jid, network.picture_bytes(jid, picture_id), conn=conn)
         path = storage.url_for(SESSION, jid)
         save_avatar(conn, sid, jid, picture=path, picture_id=picture_id, now=int(time.time()))
     with MediaServer(network) as server:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from wasync.avatars.storage import AvatarStorage
 from wasync.domain import events as ev
 from wasync.domain.batch import Batch
 from wasync.domain.models import Contact
@@ -33,10 +34,8 @@ def discord_server() -> Iterator[DiscordServer]:
 
 
 def store_picture(h: Harness, data_dir: Path, jid: str, picture: bytes) -> dict[str, object]:
-    """What the avatar worker leaves behind: the file, the contact, the outbox record."""
-    path = data_dir / "media" / "avatars" / "default" / f"{jid}.jpg"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(picture)
+    """What the avatar worker leaves behind: the picture, the contact, the outbox record."""
+    AvatarStorage(h.runtime.media).write("default", jid, picture)
     batch = Batch()
     batch.add(ev.ContactsUpserted((Contact(jid, name="Alice @everyone Example"),)))
     commit_batch(h.db, h.sid, batch)

@@ -20,6 +20,7 @@ from wasync.api.media_cache import MediaCache
 from wasync.avatars.storage import AvatarStorage
 from wasync.cli import app
 from wasync.files import secure_data_dir
+from wasync.media.local import LocalMediaStore
 from wasync.store.db import Database
 from wasync.store.sessions import ensure_session
 
@@ -105,19 +106,22 @@ def test_commands_tighten_the_data_directory(
 
 def test_media_files_are_private(tmp_path: Path) -> None:
     media = tmp_path / "media"
-    avatars = AvatarStorage(media / "avatars")
-    path = avatars.write("default", "5511999990000@s.whatsapp.net", b"\xff\xd8 picture")
+    avatars = AvatarStorage(LocalMediaStore(media))
+    avatars.write("default", "5511999990000@s.whatsapp.net", b"\xff\xd8 picture")
+    path = media / "avatars" / "default" / "5511999990000@s.whatsapp.net.jpg"
     assert mode(path) == 0o600
     assert mode(path.parent) == 0o700 and mode(media / "avatars") == 0o700
     assert mode(media) == 0o700
 
-    cache = MediaCache(tmp_path)
-    cached = cache.path_for(1, "chat@s.whatsapp.net", "sender@s.whatsapp.net", "M1")
+    cache = MediaCache(LocalMediaStore(media))
+    key = cache.key_for(1, "chat@s.whatsapp.net", "sender@s.whatsapp.net", "M1")
 
     async def download() -> bytes:
         return b"media bytes"
 
-    asyncio.run(cache.fetch(cached, download, None))
+    asyncio.run(cache.fetch(key, download, None))
+    cached = cache.store.local_path(key)
+    assert cached is not None
     assert mode(cached) == 0o600
     folder = cached.parent
     while folder != tmp_path:

@@ -61,7 +61,7 @@ def create_app(
     app.state.api_key = api_key
     app.state.control = control
     app.state.hub = hub
-    app.state.media_cache = MediaCache(runtime.settings.data_dir)
+    app.state.media_cache = MediaCache(runtime.media)
     settings = runtime.settings
     app.state.browser_policy = BrowserPolicy.build(
         auth=api_key is not None,

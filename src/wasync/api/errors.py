@@ -28,6 +28,7 @@ from wasync.errors import (
     StoreError,
     WasyncError,
 )
+from wasync.media.store import MediaTooLarge
 from wasync.store.sessions import SessionNotFound
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,8 @@ def _status_of(exc: WasyncError) -> tuple[int, str]:
         return 400, "bad_request"
     if isinstance(exc, EngineError):
         return 502, "engine_error"
+    if isinstance(exc, MediaTooLarge):
+        return 507, "too_large_to_store"
     if isinstance(exc, StoreError):
         return 503, "store_error"
     return 500, "error"

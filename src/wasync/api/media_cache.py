@@ -1,26 +1,22 @@
-"""On-demand media: downloaded through the engine on first request, then served from disk.
+"""On-demand media: downloaded through the engine on first request, then kept in the
+media store (the local directory, or the database every node serves from).
 
 Nothing is downloaded during sync (WhatsApp media links expire, and most media is
-never looked at). Files live under `<data-dir>/media/messages/<session id>/`, named
-by a hash of the message's identity, so no path ever comes from user input. A file
-appears whole or not at all (written to a temporary name, then renamed), and one
-download per message runs at a time however many clients ask.
+never looked at). Objects are `messages/<session id>/...`, named by a hash of the
+message's identity (media/layout.py), so no key ever comes from user input. An
+object appears whole or not at all, and one download per message runs at a time in
+a process however many clients ask; what another node stored is not downloaded again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import os
-import tempfile
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 from wasync.engines.base import EngineError
-from wasync.files import private_dir
-
-MEDIA_SUBDIR = Path("media") / "messages"
+from wasync.media.layout import message_media_key
+from wasync.media.store import MediaStat, MediaStore
 
 # Shown in the browser; anything else is sent as a download (attachment).
 INLINE_TYPES = frozenset(
@@ -49,49 +45,36 @@ def is_inline(mimetype: str | None) -> bool:
 
 
 class MediaCache:
-    def __init__(self, data_dir: Path) -> None:
-        self.root = data_dir / MEDIA_SUBDIR
-        self._locks: dict[Path, asyncio.Lock] = {}
+    def __init__(self, store: MediaStore) -> None:
+        self.store = store
+        self._locks: dict[str, asyncio.Lock] = {}
 
-    def path_for(self, session_id: int, chat_jid: str, sender_jid: str, message_id: str) -> Path:
-        identity = "\0".join((str(session_id), chat_jid, sender_jid, message_id))
-        digest = hashlib.sha256(identity.encode()).hexdigest()
-        return self.root / str(session_id) / digest[:2] / digest
+    def key_for(self, session_id: int, chat_jid: str, sender_jid: str, message_id: str) -> str:
+        return message_media_key(session_id, chat_jid, sender_jid, message_id)
 
     async def fetch(
         self,
-        path: Path,
+        key: str,
         download: Callable[[], Awaitable[bytes]],
         expected_sha256: str | None,
-    ) -> Path:
-        """The cached file at `path`, downloading it first when absent."""
-        if await asyncio.to_thread(path.exists):
-            return path
-        lock = self._locks.setdefault(path, asyncio.Lock())
+        content_type: str | None = None,
+    ) -> MediaStat:
+        """The stored object `key`, downloading it first when absent."""
+        found = await asyncio.to_thread(self.store.stat, key)
+        if found is not None:
+            return found
+        lock = self._locks.setdefault(key, asyncio.Lock())
         try:
             async with lock:
-                if await asyncio.to_thread(path.exists):  # fetched while we waited
-                    return path
+                found = await asyncio.to_thread(self.store.stat, key)
+                if found is not None:  # fetched while we waited
+                    return found
                 data = await download()
                 if expected_sha256 and hashlib.sha256(data).hexdigest() != expected_sha256.lower():
                     raise EngineError(
                         "the downloaded media does not match its checksum; not stored"
                     )
-                await asyncio.to_thread(_write_atomically, path, data)
-                return path
+                return await asyncio.to_thread(self.store.put, key, data, content_type=content_type)
         finally:
             if not lock.locked():
-                self._locks.pop(path, None)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    # mkstemp makes the file 0600: other people's media, for the owner alone.
-    fd, tmp = tempfile.mkstemp(dir=private_dir(path.parent), prefix=".part-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+                self._locks.pop(key, None)

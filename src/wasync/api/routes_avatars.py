@@ -13,8 +13,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
-from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -28,7 +28,6 @@ from wasync.api.session_control import SessionControl
 from wasync.avatars import avatar_service
 from wasync.avatars.enqueue import has_avatar
 from wasync.avatars.fetch import Outcome
-from wasync.avatars.service import storage_for
 from wasync.avatars.status import session_status
 from wasync.avatars.storage import AvatarStorage
 from wasync.domain.jid import to_jid
@@ -138,11 +137,12 @@ async def avatar_file(session: str, file: str, request: Request) -> Response:
             "missing or wrong API key: send X-Api-Key or Authorization: Bearer",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    storage = _storage(runtime)
-    found = await asyncio.to_thread(storage.read_served, session, file)
+    storage = AvatarStorage(runtime.media)
+    # Size and SHA-256 first: a 304 or a HEAD never reads the picture itself.
+    found = await asyncio.to_thread(storage.stat_served, session, file)
     if found is None:
         return error_response(404, "not_found", f"session {session!r} has no avatar {file!r}")
-    data, digest = found
+    digest = found.sha256
     headers = {
         "ETag": f'"{digest}"',
         "Cache-Control": f"{'public' if public else 'private'}, max-age={CACHE_SECONDS}",
@@ -151,21 +151,15 @@ async def avatar_file(session: str, file: str, request: Request) -> Response:
     if _matches(request.headers.get("if-none-match"), digest):
         return Response(status_code=304, headers=headers)
     if request.method == "HEAD":
-        headers["Content-Length"] = str(len(data))
+        headers["Content-Length"] = str(found.size)
         return Response(status_code=200, headers=headers, media_type="image/jpeg")
+    key = storage.served_key(session, file)
+    data = await asyncio.to_thread(runtime.media.get, key) if key is not None else None
+    if data is None:  # removed in between
+        return error_response(404, "not_found", f"session {session!r} has no avatar {file!r}")
+    if hashlib.sha256(data).hexdigest() != digest:  # replaced in between: name the new one
+        headers["ETag"] = f'"{hashlib.sha256(data).hexdigest()}"'
     return Response(data, media_type="image/jpeg", headers=headers)
-
-
-def _storage(runtime: Runtime) -> AvatarStorage:
-    # One per data directory, so the ETag cache outlives a request.
-    root = runtime.settings.data_dir
-    storage = _STORAGES.get(root)
-    if storage is None:
-        storage = _STORAGES[root] = storage_for(runtime.settings)
-    return storage
-
-
-_STORAGES: dict[Path, AvatarStorage] = {}
 
 
 def _matches(if_none_match: str | None, digest: str) -> bool:

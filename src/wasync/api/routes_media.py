@@ -6,8 +6,8 @@ import asyncio
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import FileResponse, StreamingResponse
 
 from wasync.api import reads
 from wasync.api import schemas as S
@@ -77,7 +77,7 @@ async def get_media(
     message_id: str,
     sender: str | None = Query(None, description="Sender JID, when the id is ambiguous."),
     control: SessionControl = Control,
-) -> FileResponse:
+) -> Response:
     """The media of a message, with its mimetype. Downloaded from WhatsApp on first
     request (the session must be running), then served from the cache. 410 when
     WhatsApp no longer has it."""
@@ -99,20 +99,24 @@ async def get_media(
             raise Conflict("the running session does not match the stored one; restart it")
         return await handle.engine.download(info)
 
-    path = await cache.fetch(
-        cache.path_for(sid, row["chat_jid"], row["sender_jid"], message_id), download, info.sha256
-    )
     mimetype = row["media_mimetype"] or "application/octet-stream"
+    key = cache.key_for(sid, row["chat_jid"], row["sender_jid"], message_id)
+    stored = await cache.fetch(key, download, info.sha256, mimetype)
     filename = row["media_filename"] or message_id
     disposition = "inline" if is_inline(mimetype) else "attachment"
-    return FileResponse(
-        path,
-        media_type=mimetype,
-        headers={
-            "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(filename, safe='')}",
-            "X-Content-Type-Options": "nosniff",
-            # Media are other people's files: never let one run as a page of ours.
-            "Content-Security-Policy": "sandbox; default-src 'none'",
-            "Cache-Control": "private, max-age=86400",
-        },
-    )
+    headers = {
+        "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(filename, safe='')}",
+        "X-Content-Type-Options": "nosniff",
+        # Media are other people's files: never let one run as a page of ours.
+        "Content-Security-Policy": "sandbox; default-src 'none'",
+        "Cache-Control": "private, max-age=86400",
+    }
+    path = await asyncio.to_thread(cache.store.local_path, key)
+    if path is not None:  # the local store: a file, with ranges and sendfile
+        return FileResponse(path, media_type=mimetype, headers=headers)
+    # The database store: streamed chunk by chunk, never whole in memory.
+    chunks = await asyncio.to_thread(cache.store.stream, key)
+    if chunks is None:  # removed in between (the session deleted)
+        raise NotFound(f"message {message_id!r} has no stored media")
+    headers["Content-Length"] = str(stored.size)
+    return StreamingResponse(chunks, media_type=mimetype, headers=headers)

@@ -3,9 +3,9 @@
 - `enqueue`: transaction hook and bulk enqueue (jobs of kind "avatar", one pending
   per session and JID);
 - `pace`: the per-session request limiter (rate, jitter, 429 pauses);
-- `fetch`: checking one JID (download, verify, atomic write, rows + outbox);
+- `fetch`: checking one JID (download, verify, store, rows + outbox);
 - `worker`: claiming jobs at the pace, and the refresh of stale pictures;
-- `storage`: safe file names and atomic writes under `<data-dir>/media/avatars`;
+- `storage`: safe names of pictures in the media store (files or database blobs);
 - `status`: counts and figures for `wasync avatars status` and the API;
 - `service`: the runtime service; `install(runtime)` plugs it all in.
 """

@@ -4,10 +4,12 @@ Shared by the session's worker (jobs) and the on-demand endpoint, so both go thr
 the same rate limiter and the same rules:
 
 - the picture id already held is sent along, so an unchanged picture costs no download
-  (unless its file went missing, in which case it is fetched again);
-- a new picture is downloaded, verified, written atomically, then the rows, the
-  outbox record (webhooks) and nothing else are committed in one transaction; the bus
-  event follows the commit;
+  (unless the media store lost it, in which case it is fetched again); with a store
+  every node shares, a picture another node stored is there, and is not fetched again;
+- a new picture is downloaded, verified and stored, then the rows, the outbox record
+  (webhooks) and nothing else are committed in one transaction; with the database
+  store the picture's bytes commit in that same transaction (the local store writes
+  its file atomically just before); the bus event follows the commit;
 - not set or hidden (404/401): 'none', re-checked only after the longer TTL;
 - 429: the session pauses; the caller gets `rate_limited` and the time to wait.
 """
@@ -157,8 +159,8 @@ class AvatarFetcher:
         ctx = self.ctx
         stored = await asyncio.to_thread(self._stored, jid)
         existing = stored.picture_id
-        if existing and not ctx.storage.exists(ctx.session_name, jid):
-            existing = None  # the file is gone: ask as if we had nothing
+        if existing and not await asyncio.to_thread(ctx.storage.exists, ctx.session_name, jid):
+            existing = None  # the picture is gone: ask as if we had nothing
         await ctx.limiter.acquire()
         try:
             answer: PictureResult = await ctx.engine.profile_picture(jid, existing)
@@ -185,8 +187,7 @@ class AvatarFetcher:
                 await asyncio.to_thread(self._save, jid, path, picture_id, now, None)
                 return AvatarResult(jid, Outcome.UNCHANGED, path, picture_id, now)
             case PictureNotSet() | PictureForbidden():
-                await asyncio.to_thread(self._save, jid, records.NONE, None, now, None)
-                had_file = await asyncio.to_thread(ctx.storage.remove, ctx.session_name, jid)
+                had_file = await asyncio.to_thread(self._save_none, jid, now)
                 if had_file or (stored.picture not in (None, records.NONE)):
                     ctx.bus.publish(BusEvent(ctx.session_name, TOPIC, self._gone_data(jid, now)))
                 return AvatarResult(jid, Outcome.NONE, records.NONE, None, now)
@@ -211,7 +212,8 @@ class AvatarFetcher:
         except PictureRejected as error:
             log.warning("%s: picture of %s rejected: %s", ctx.session_name, jid, error)
             return _failed(jid, error, Failure.PERMANENT)
-        await asyncio.to_thread(ctx.storage.write, ctx.session_name, jid, data)
+        if not ctx.storage.transactional:
+            await asyncio.to_thread(ctx.storage.write, ctx.session_name, jid, data)
         path = ctx.storage.url_for(ctx.session_name, jid)
         data_event = {
             "session": ctx.session_name,
@@ -221,7 +223,7 @@ class AvatarFetcher:
             "pictureId": picture_id,
             "sha256": hashlib.sha256(data).hexdigest(),
         }
-        await asyncio.to_thread(self._save, jid, path, picture_id, now, data_event)
+        await asyncio.to_thread(self._save, jid, path, picture_id, now, data_event, data)
         ctx.bus.publish(BusEvent(ctx.session_name, TOPIC, {**data_event, "timestamp": now}))
         return AvatarResult(jid, Outcome.NEW, path, picture_id, now)
 
@@ -243,15 +245,30 @@ class AvatarFetcher:
         picture_id: str | None,
         now: int,
         event: dict[str, Any] | None,
+        picture_bytes: bytes | None = None,
     ) -> None:
         ctx = self.ctx
         with ctx.writing() as conn:
+            if picture_bytes is not None and ctx.storage.transactional:
+                ctx.storage.write(ctx.session_name, jid, picture_bytes, conn=conn)
             records.save_avatar(
                 conn, ctx.session_id, jid, picture=picture, picture_id=picture_id, now=now
             )
             if event is not None:
                 # Same transaction as the row: webhooks fire for exactly what was stored.
                 ctx.outbox.record(conn, ctx.session_id, TOPIC, event)
+
+    def _save_none(self, jid: str, now: int) -> bool:
+        """Record 'none' and drop the stored picture; whether there was one."""
+        ctx = self.ctx
+        if not ctx.storage.transactional:
+            self._save(jid, records.NONE, None, now, None)
+            return ctx.storage.remove(ctx.session_name, jid)
+        with ctx.writing() as conn:
+            records.save_avatar(
+                conn, ctx.session_id, jid, picture=records.NONE, picture_id=None, now=now
+            )
+            return ctx.storage.remove(ctx.session_name, jid, conn=conn)
 
     def _gone_data(self, jid: str, now: int) -> dict[str, Any]:
         return {

@@ -13,7 +13,6 @@ import contextlib
 import logging
 import random
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -34,7 +33,6 @@ from wasync.store import identities
 from wasync.sync.hooks import TransactionHook
 
 if TYPE_CHECKING:
-    from wasync.config import Settings
     from wasync.runtime import Runtime, SessionHandle
 
 log = logging.getLogger(__name__)
@@ -44,14 +42,9 @@ class AvatarsUnavailable(CapabilityMissing):
     """Pictures cannot be fetched for this session (switched off, or the engine cannot)."""
 
 
-def storage_for(settings: Settings) -> AvatarStorage:
-    return AvatarStorage(settings.data_dir / "media" / "avatars")
-
-
 class AvatarService:
-    def __init__(self, config: AvatarConfig, *, storage_root: Path | None = None) -> None:
+    def __init__(self, config: AvatarConfig) -> None:
         self.config = config
-        self._storage_root = storage_root
         self.storage: AvatarStorage | None = None
         self.workers: dict[str, SessionAvatars] = {}
         self._by_id: dict[int, SessionAvatars] = {}
@@ -68,11 +61,7 @@ class AvatarService:
 
     async def start(self, runtime: Runtime) -> None:
         self._runtime = runtime
-        self.storage = (
-            AvatarStorage(self._storage_root)
-            if self._storage_root is not None
-            else storage_for(runtime.settings)
-        )
+        self.storage = AvatarStorage(runtime.media)  # the runtime's: shared by nodes or not
         # trust_env=False: picture URLs go straight to WhatsApp's CDN (or the loopback
         # simulator), never through a proxy picked up from the environment.
         self._http = httpx.AsyncClient(

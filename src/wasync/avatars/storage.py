@@ -1,38 +1,37 @@
-"""Avatar files on disk: `<data-dir>/media/avatars/<session>/<jid>.jpg`.
+"""Stored profile pictures: the object `avatars/<session>/<jid>.jpg` of the media store.
 
-A path can only escape the avatars folder if a name part could carry `/`, `..` or a
-drive; here both parts are validated by construction: the session name by
-`validate_session_name` (letters, digits, `._-`, never `.` or `..`) and the file name
-is the canonical form of a parsed JID (digits, `@`, a known server name) plus
-`.jpg`. Serving resolves the path and checks containment anyway, so a symlink
-planted in the folder cannot lead outside it either.
+The store is the local directory (`<data-dir>/media/avatars/...`) or blobs in the
+database every node reads (media/store.py). A key can only name something else if a
+part could carry `/`, `..` or a drive; here both parts are validated by construction:
+the session name by `validate_session_name` (letters, digits, `._-`, never `.` or
+`..`), the file name is the canonical form of a parsed JID (digits, `@`, a known
+server name) plus `.jpg`; and the store checks every key again (media/keys.py).
 
-Writes are atomic: a temporary file in the same folder, fsync, rename, fsync of the
-folder; a reader sees the old picture or the new one, never half of one.
+With the database store a picture's bytes (or their removal) can join the caller's
+transaction, so they commit with the avatar's row and its outbox record; the local
+store writes atomically on its own (a reader sees the old picture or the new one).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import re
-import tempfile
-import threading
-from pathlib import Path
 from typing import Final
+
+from sqlalchemy import Connection
 
 from wasync.domain.jid import parse_jid
 from wasync.errors import InvalidJID
-from wasync.files import private_dir
+from wasync.media.store import MediaStat, MediaStore
 from wasync.store.sessions import validate_session_name
 
 URL_PREFIX: Final = "/media/avatars"
+KEY_PREFIX: Final = "avatars"
 SUFFIX: Final = ".jpg"
+CONTENT_TYPE: Final = "image/jpeg"
 # What a canonical JID can contain; checked again so a future JID form with other
 # characters fails loudly here instead of producing a surprising file name.
 _SAFE_NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z@._-]*")
-_TEMP_SUFFIX: Final = ".tmp"
 
 
 def file_name_for(jid: str) -> str:
@@ -57,113 +56,63 @@ def jid_of_file_name(name: str) -> str | None:
 
 
 class AvatarStorage:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._etags: dict[Path, tuple[tuple[int, int, int], str]] = {}
-        self._etag_lock = threading.Lock()
+    def __init__(self, store: MediaStore) -> None:
+        self.store = store
 
-    def session_dir(self, session: str) -> Path:
-        return self.root / validate_session_name(session)
+    @property
+    def transactional(self) -> bool:
+        """Whether `write` and `remove` join the transaction they are given."""
+        return self.store.transactional
 
-    def path_for(self, session: str, jid: str) -> Path:
-        return self.session_dir(session) / file_name_for(jid)
+    def key_for(self, session: str, jid: str) -> str:
+        return f"{KEY_PREFIX}/{validate_session_name(session)}/{file_name_for(jid)}"
+
+    def session_prefix(self, session: str) -> str:
+        return f"{KEY_PREFIX}/{validate_session_name(session)}/"
 
     def url_for(self, session: str, jid: str) -> str:
         """The path wasync serves the picture at (what `profile_picture` holds)."""
         return f"{URL_PREFIX}/{validate_session_name(session)}/{file_name_for(jid)}"
 
     def exists(self, session: str, jid: str) -> bool:
-        return self.path_for(session, jid).is_file()
+        """Whether the picture is stored (by any node, with a shared store)."""
+        return self.store.exists(self.key_for(session, jid))
 
-    def write(self, session: str, jid: str, data: bytes) -> Path:
-        """Store a picture atomically; returns its path."""
-        path = self.path_for(session, jid)
-        folder = private_dir(path.parent)
-        self._remove_leftovers(path)
-        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TEMP_SUFFIX, dir=folder)
+    def read(self, session: str, jid: str) -> bytes | None:
+        return self.store.get(self.key_for(session, jid))
+
+    def write(
+        self, session: str, jid: str, data: bytes, *, conn: Connection | None = None
+    ) -> MediaStat:
+        """Store a picture whole (in `conn`'s transaction when the store has them)."""
+        return self.store.put(
+            self.key_for(session, jid), data, content_type=CONTENT_TYPE, conn=conn
+        )
+
+    def remove(self, session: str, jid: str, *, conn: Connection | None = None) -> bool:
+        return self.store.delete(self.key_for(session, jid), conn=conn)
+
+    def remove_session(self, session: str, *, conn: Connection | None = None) -> int:
+        return self.store.delete_prefix(self.session_prefix(session), conn=conn)
+
+    def served_key(self, session: str, name: str) -> str | None:
+        """The key behind `/media/avatars/<session>/<name>`, or None when it names none."""
         try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
-        _fsync_dir(folder)
-        return path
-
-    def remove(self, session: str, jid: str) -> bool:
-        path = self.path_for(session, jid)
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            return False
-        _fsync_dir(path.parent)
-        return True
-
-    @staticmethod
-    def _remove_leftovers(path: Path) -> None:
-        # A worker killed mid-write leaves its temp file behind. Only the holder of the
-        # job's lease writes this JID, so any temp file of it is abandoned.
-        for leftover in path.parent.glob(f".{path.name}.*{_TEMP_SUFFIX}"):
-            with contextlib.suppress(OSError):
-                leftover.unlink()
-
-    def served_file(self, session: str, name: str) -> Path | None:
-        """The file behind `/media/avatars/<session>/<name>`, or None (never outside root)."""
-        try:
-            folder = self.session_dir(session)
+            validate_session_name(session)
         except ValueError:
             return None
-        if jid_of_file_name(name) is None:
-            return None
-        path = folder / name
-        try:
-            resolved = path.resolve(strict=True)
-            root = self.root.resolve(strict=True)
-        except (OSError, RuntimeError):  # missing, or a symlink loop
-            return None
-        if not resolved.is_relative_to(root) or not resolved.is_file():
-            return None
-        return resolved
+        jid = jid_of_file_name(name)
+        return None if jid is None else self.key_for(session, jid)
+
+    def stat_served(self, session: str, name: str) -> MediaStat | None:
+        """Size and SHA-256 of `/media/avatars/<session>/<name>`, without its bytes."""
+        key = self.served_key(session, name)
+        return None if key is None else self.store.stat(key)
 
     def read_served(self, session: str, name: str) -> tuple[bytes, str] | None:
         """Bytes and SHA-256 of `/media/avatars/<session>/<name>`, or None if there is none."""
-        path = self.served_file(session, name)
-        if path is None:
+        key = self.served_key(session, name)
+        if key is None:
             return None
-        try:
-            return self.read_with_etag(path)
-        except OSError:  # removed or replaced in between
-            return None
-
-    def read_with_etag(self, path: Path) -> tuple[bytes, str]:
-        """The bytes of a stored picture and their SHA-256 (hex), hashed once per version."""
-        # fstat of the open file: a rename in between cannot pair new bytes with old stat.
-        with path.open("rb") as f:
-            stat = os.fstat(f.fileno())
-            data = f.read()
-        version = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-        with self._etag_lock:
-            cached = self._etags.get(path)
-        if cached is not None and cached[0] == version:
-            return data, cached[1]
-        digest = hashlib.sha256(data).hexdigest()
-        with self._etag_lock:
-            if len(self._etags) > 10_000:  # bounded: a cache, not an index
-                self._etags.clear()
-            self._etags[path] = (version, digest)
-        return data, digest
-
-
-def _fsync_dir(folder: Path) -> None:
-    # The rename is durable only once the directory entry is; not possible on Windows.
-    if not hasattr(os, "O_DIRECTORY"):
-        return
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        data = self.store.get(key)
+        return None if data is None else (data, hashlib.sha256(data).hexdigest())

@@ -363,7 +363,8 @@ class DeliveryService:
         picture: bytes | None = None
         why_not: str | None = "No profile picture any more (removed, or hidden from us)"
         if data.get("pictureId") is not None and data.get("pictureUrl") != "none":
-            picture, why_not = load_picture(self.delivery.settings.data_dir, data)
+            assert self._runtime is not None, "not started"
+            picture, why_not = load_picture(self._runtime.media, data)
         jid = str(data.get("jid", ""))
         return discord.avatar_message(
             phone=data.get("phone"),

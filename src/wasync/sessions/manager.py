@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import shutil
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -31,6 +30,7 @@ from wasync.domain.jid import normalize_phone
 from wasync.engines.base import CapabilityMissing
 from wasync.engines.factory import EngineFactory
 from wasync.errors import Conflict
+from wasync.media.layout import delete_session_media
 from wasync.sessions.ownership import SessionHeld
 from wasync.store import search
 from wasync.store.schema import sessions as sessions_table
@@ -357,6 +357,8 @@ class SessionManager:
                     conn.execute(delete(sessions_table).where(sessions_table.c.id == row.id))
                     # Its messages leave the search index with them (SQLite queues them).
                     search.catch_up(conn)
+                    if runtime.media.transactional:  # shared media go with the rows
+                        delete_session_media(runtime.media, name, row.id, conn=conn)
 
             await asyncio.to_thread(remove)
         finally:
@@ -378,9 +380,12 @@ class SessionManager:
             self.engines.forget(name, engine)
         except Exception as exc:
             log.warning("session %s: could not delete its keys: %s", name, exc)
-        media = self.runtime.settings.data_dir / "media"
-        for folder in (media / "avatars" / name, media / "messages" / str(session_id)):
-            shutil.rmtree(folder, ignore_errors=True)
+        media = self.runtime.media
+        if not media.transactional:
+            try:
+                delete_session_media(media, name, session_id)
+            except OSError as exc:
+                log.warning("session %s: could not delete its media: %s", name, exc)
 
     async def pair_phone(self, name: str, phone: str) -> str:
         handle = self.running(name)

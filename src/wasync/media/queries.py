@@ -1,0 +1,176 @@
+"""Every statement on `media_blobs` and `media_objects` (store/schema.py).
+
+Blobs are content-addressed (by SHA-256) and shared by every key whose bytes are the
+same; a blob goes once no object refers to it. Two nodes can race on one blob: A adds
+a reference while B removes the last one. Both take the blob's row lock before they
+look at the references, A a shared lock (`FOR SHARE`) before adding its object, B an
+exclusive one (`FOR UPDATE`) before counting them; B's count is a new statement, so
+under READ COMMITTED it sees A's reference once A committed, and keeps the blob. When
+B deleted first, A's lock finds no row and A inserts the blob again. A transaction
+locks an object's key first, then its blobs in SHA-256 order, so two never wait for
+each other in a circle. SQLite has one writer at a time: the locks are no-ops there.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from sqlalchemy import (
+    Connection,
+    and_,
+    delete,
+    exists,
+    func,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from wasync.store.schema import media_blobs, media_objects
+
+blobs, objects = media_blobs.c, media_objects.c
+
+
+def object_row(
+    conn: Connection, key: str, *, lock: bool = False
+) -> tuple[str, int, str | None] | None:
+    """(sha256, size, content type) of `key`, locking its row when asked."""
+    query = select(objects.sha256, objects.size, objects.content_type).where(objects.key == key)
+    if lock:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    return None if row is None else (row.sha256, row.size, row.content_type)
+
+
+def _insert_blob_if_absent(conn: Connection, sha256: str, data: bytes) -> None:
+    values = {"sha256": sha256, "size": len(data), "data": data, "created_at": time.time()}
+    make = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    conn.execute(
+        make(media_blobs).values(**values).on_conflict_do_nothing(index_elements=["sha256"])
+    )
+
+
+def lock_blob(conn: Connection, sha256: str, *, exclusive: bool) -> bool:
+    """Lock blob `sha256`'s row until this transaction ends; False when there is none."""
+    query = select(blobs.sha256).where(blobs.sha256 == sha256)
+    return conn.execute(query.with_for_update(read=not exclusive)).first() is not None
+
+
+def hold_blob(conn: Connection, sha256: str, data: bytes) -> None:
+    """Make sure blob `sha256` exists and stays until this transaction ends."""
+    for _ in range(10):
+        _insert_blob_if_absent(conn, sha256, data)
+        if lock_blob(conn, sha256, exclusive=False):
+            return
+        # Deleted by another transaction between our insert and our lock: again.
+    raise RuntimeError(f"blob {sha256} kept disappearing")  # pragma: no cover
+
+
+def delete_if_unreferenced(conn: Connection, sha256: str) -> int:
+    """Delete a blob (its row locked by the caller) that no object refers to."""
+    used = conn.execute(select(exists().where(objects.sha256 == sha256))).scalar()
+    if used:
+        return 0
+    return int(conn.execute(delete(media_blobs).where(blobs.sha256 == sha256)).rowcount)
+
+
+def release_blobs(conn: Connection, shas: Iterable[str]) -> int:
+    """Delete each of `shas` that no object refers to any more; how many went."""
+    gone = 0
+    for sha256 in sorted(set(shas)):
+        if lock_blob(conn, sha256, exclusive=True):
+            gone += delete_if_unreferenced(conn, sha256)
+    return gone
+
+
+def set_object(
+    conn: Connection, key: str, sha256: str, size: int, content_type: str | None
+) -> str | None:
+    """Point `key` at blob `sha256`; the SHA-256 it pointed at before, if any.
+
+    Two nodes can store one new key at once (both fetched the same message's media):
+    the second insert waits for the first to commit, finds the row, and updates it.
+    """
+    values = {
+        "sha256": sha256,
+        "size": size,
+        "content_type": content_type,
+        "updated_at": time.time(),
+    }
+    make = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    for _ in range(10):
+        old = object_row(conn, key, lock=True)
+        if old is not None:
+            conn.execute(update(media_objects).where(objects.key == key).values(**values))
+            return old[0]
+        # RETURNING, not rowcount: psycopg reports -1 for this statement.
+        inserted = conn.execute(
+            make(media_objects)
+            .values(key=key, **values)
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(objects.key)
+        ).first()
+        if inserted is not None:
+            return None
+    raise RuntimeError(f"media object {key} kept changing")  # pragma: no cover
+
+
+def delete_objects(conn: Connection, keys: list[str]) -> list[str]:
+    """Delete these objects; the SHA-256 of each one deleted."""
+    if not keys:
+        return []
+    shas = (
+        conn.execute(select(objects.sha256).where(objects.key.in_(keys)).with_for_update())
+        .scalars()
+        .all()
+    )
+    conn.execute(delete(media_objects).where(objects.key.in_(keys)))
+    return list(shas)
+
+
+def keys_under(conn: Connection, prefix: str) -> list[str]:
+    """Keys starting with `prefix` (which ends with '/'), in order.
+
+    A range, not LIKE: keys hold `_`, LIKE's wildcard. '0' follows '/' in every
+    collation that orders ASCII by code; "C" collation makes that sure on PostgreSQL.
+    """
+    upper = prefix[:-1] + "0"
+    key = objects.key.collate("C") if conn.dialect.name == "postgresql" else objects.key
+    return list(
+        conn.execute(
+            select(objects.key).where(and_(key >= prefix, key < upper)).order_by(key)
+        ).scalars()
+    )
+
+
+def blob_rowid(conn: Connection, sha256: str) -> int | None:
+    """SQLite: the blob's rowid, for incremental reads (sqlite3 `blobopen`)."""
+    rowid = conn.execute(
+        select(literal_column("rowid")).select_from(media_blobs).where(blobs.sha256 == sha256)
+    ).scalar()
+    return None if rowid is None else int(rowid)
+
+
+def blob_chunk(conn: Connection, sha256: str, offset: int, size: int) -> bytes | None:
+    """Bytes [offset, offset+size) of a blob (PostgreSQL `substring`), None when gone."""
+    chunk = conn.execute(
+        select(func.substring(blobs.data, offset + 1, size)).where(blobs.sha256 == sha256)
+    ).scalar()
+    return None if chunk is None else bytes(chunk)
+
+
+def object_data(conn: Connection, key: str) -> bytes | None:
+    """The bytes of object `key` (one statement: a round trip less than two)."""
+    data = conn.execute(
+        select(blobs.data)
+        .select_from(media_objects.join(media_blobs, objects.sha256 == blobs.sha256))
+        .where(objects.key == key)
+    ).scalar()
+    return None if data is None else bytes(data)
+
+
+def count_blobs(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(media_blobs)).scalar() or 0)
