@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
-import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from wasync.jobs import queries
+from wasync.periodic import Periodic
 
 if TYPE_CHECKING:
-    from wasync.runtime import Runtime, SessionHandle
-
-log = logging.getLogger(__name__)
+    from wasync.runtime import Runtime
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,19 +28,28 @@ class DepthSample:
     running: dict[str, int]
 
 
-class QueueDepth:
+class QueueDepth(Periodic):
     """A runtime service; `samples()` is read by the queues dashboard."""
 
+    name = "queue-depth"
+
     def __init__(self, interval: float = 10.0, keep: float = 3600.0) -> None:
+        super().__init__(interval)
         self.interval = interval
         self._samples: collections.deque[DepthSample] = collections.deque(
             maxlen=int(keep // interval) + 1
         )
-        self._task: asyncio.Task[None] | None = None
         self._runtime: Runtime | None = None
 
     def samples(self, since: float = 0.0) -> list[DepthSample]:
         return [s for s in self._samples if s.at >= since]
+
+    async def start(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        await super().start(runtime)
+
+    async def step(self, runtime: Runtime) -> None:
+        await self.sample()
 
     async def sample(self) -> DepthSample:
         assert self._runtime is not None
@@ -61,31 +67,6 @@ class QueueDepth:
         )
         self._samples.append(sample)
         return sample
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.sample()
-            except Exception as exc:  # a missed sample is a gap in a chart, no more
-                log.warning("queue depth sample failed: %s", exc)
-            await asyncio.sleep(self.interval)
-
-    async def start(self, runtime: Runtime) -> None:
-        self._runtime = runtime
-        self._task = asyncio.create_task(self._loop(), name="queue-depth")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def session_added(self, handle: SessionHandle) -> None:
-        pass
-
-    async def session_removed(self, handle: SessionHandle) -> None:
-        pass
 
 
 def queue_depth(runtime: Runtime) -> QueueDepth | None:

@@ -10,17 +10,14 @@ never waits long behind the indexer. On PostgreSQL there is nothing to do.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 from typing import TYPE_CHECKING
 
+from wasync.periodic import Periodic
 from wasync.store import search
 from wasync.store.db import Database
 
 if TYPE_CHECKING:
-    from wasync.runtime import Runtime, SessionHandle
-
-log = logging.getLogger(__name__)
+    from wasync.runtime import Runtime
 
 EVERY_SECONDS = 1.0
 
@@ -40,41 +37,20 @@ def catch_up(db: Database) -> int:
     return total
 
 
-class SearchIndexer:
-    """The runtime service: a task that indexes what is pending every second."""
+class SearchIndexer(Periodic):
+    """The runtime service: indexes what is pending every second (SQLite only)."""
+
+    name = "search-indexer"
 
     def __init__(self, every: float = EVERY_SECONDS) -> None:
-        self.every = every
-        self._task: asyncio.Task[None] | None = None
-        self._db: Database | None = None
+        super().__init__(every)
 
-    async def start(self, runtime: Runtime) -> None:
-        if not runtime.db.is_sqlite:
-            return
-        self._db = runtime.db
-        self._task = asyncio.create_task(self._run(runtime.db), name="search-indexer")
+    def wanted(self, runtime: Runtime) -> bool:
+        return runtime.db.is_sqlite
 
-    async def _run(self, db: Database) -> None:
-        while True:
-            try:
-                await asyncio.to_thread(catch_up, db)
-            except Exception:
-                # A failed step leaves the mark where it was: the next one retries.
-                log.exception("indexing messages for search failed")
-            await asyncio.sleep(self.every)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def session_added(self, handle: SessionHandle) -> None:
-        pass
-
-    async def session_removed(self, handle: SessionHandle) -> None:
-        pass
+    async def step(self, runtime: Runtime) -> None:
+        # A failed step leaves the mark where it was: the next one retries.
+        await asyncio.to_thread(catch_up, runtime.db)
 
 
 def install(runtime: Runtime) -> SearchIndexer:
