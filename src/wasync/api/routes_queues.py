@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
+from sqlalchemy import Connection
 
 from wasync.api import schemas as S
 from wasync.api.deps import Authenticated, get_runtime
@@ -188,23 +190,30 @@ async def _nodes(runtime: Runtime) -> list[S.NodeFigures]:
     return out
 
 
+async def _on_failed_job(
+    runtime: Runtime, job_id: int, act: Callable[[Connection, int], bool], done: str
+) -> None:
+    """`act` on a failed job: 404 for no such job, 409 for one that has not failed."""
+
+    def run() -> bool | None:
+        with runtime.db.write() as conn:
+            if queue.get_job(conn, job_id) is None:
+                return None
+            return act(conn, job_id)
+
+    outcome = await asyncio.to_thread(run)
+    if outcome is None:
+        raise NotFound(f"no job {job_id}")
+    if not outcome:
+        raise Conflict(f"job {job_id} has not failed: only failed jobs can be {done}")
+
+
 @router.delete("/jobs/{job_id}", status_code=204, responses=ERRORS)
 async def discard_job(
     job_id: Annotated[int, Path(**S.id_bounds("The job's id."))], runtime: Runtime = RuntimeDep
 ) -> Response:
     """Delete a failed job (a dead letter nobody wants retried)."""
-
-    def discard() -> bool | None:
-        with runtime.db.write() as conn:
-            if queue.get_job(conn, job_id) is None:
-                return None
-            return queue.discard_failed(conn, job_id)
-
-    outcome = await asyncio.to_thread(discard)
-    if outcome is None:
-        raise NotFound(f"no job {job_id}")
-    if not outcome:
-        raise Conflict(f"job {job_id} has not failed: only failed jobs can be discarded")
+    await _on_failed_job(runtime, job_id, queue.discard_failed, "discarded")
     return Response(status_code=204)
 
 
@@ -213,16 +222,5 @@ async def retry_job(
     job_id: Annotated[int, Path(**S.id_bounds("The job's id."))], runtime: Runtime = RuntimeDep
 ) -> dict[str, Any]:
     """Queue a failed job again, with a fresh budget of tries."""
-
-    def retry() -> bool | None:
-        with runtime.db.write() as conn:
-            if queue.get_job(conn, job_id) is None:
-                return None
-            return queue.retry_failed(conn, job_id)
-
-    outcome = await asyncio.to_thread(retry)
-    if outcome is None:
-        raise NotFound(f"no job {job_id}")
-    if not outcome:
-        raise Conflict(f"job {job_id} has not failed: only failed jobs can be retried")
+    await _on_failed_job(runtime, job_id, queue.retry_failed, "retried")
     return {"id": job_id, "state": queue.JobState.QUEUED.value}
