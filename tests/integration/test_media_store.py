@@ -399,3 +399,30 @@ def test_a_postgresql_stream_holds_no_connection_between_chunks(pg_schema_url: s
             next(chunks)
     finally:
         db.close()
+
+
+def test_deleting_a_prefix_with_more_keys_than_a_statement_takes(
+    db_store: DatabaseMediaStore,
+) -> None:
+    """A big session's media (more objects and blobs than one statement has parameters
+    for: PostgreSQL takes 65,535) go in one delete, and every blob with them."""
+    many = 66_000
+    now = 1.0
+    shas = [f"{i:064x}" for i in range(many)]
+    with db_store.db.write() as conn:
+        # Rows, not puts: 66,000 puts would take minutes; the rows are what puts make.
+        conn.execute(
+            media_blobs.insert(),
+            [{"sha256": s, "size": 1, "data": b"x", "created_at": now} for s in shas],
+        )
+        conn.execute(
+            media_objects.insert(),
+            [
+                {"key": f"messages/1/{s[-2:]}/{s}", "sha256": s, "size": 1, "updated_at": now}
+                for s in shas
+            ],
+        )
+    db_store.put("messages/2/ab/kept", b"x")  # another session's object, same bytes as none
+    assert db_store.delete_prefix("messages/1/") == many
+    assert db_store.keys("messages/") == ["messages/2/ab/kept"]
+    assert _blob_count(db_store.db) == 1

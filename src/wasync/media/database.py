@@ -131,7 +131,7 @@ class DatabaseMediaStore:
     def delete_prefix(self, prefix: str, *, conn: Connection | None = None) -> int:
         check_prefix(prefix)
         with self._writing(conn) as c:
-            shas = queries.delete_objects(c, queries.keys_under(c, prefix))
+            shas = queries.delete_objects_under(c, prefix)
             queries.release_blobs(c, shas)
         return len(shas)
 
