@@ -353,21 +353,7 @@ def test_two_nodes_storing_one_new_key_at_once(pg_schema_url: str) -> None:
 
             writer = threading.Thread(target=put_on_b)
             writer.start()
-            with node_a.engine.connect() as watcher:
-                blocked = 0
-                for _ in range(500):  # bounded: 10 s
-                    blocked = watcher.execute(
-                        text(
-                            "SELECT count(*) FROM pg_stat_activity "
-                            "WHERE :pid = ANY(pg_blocking_pids(pid))"
-                        ),
-                        {"pid": a_pid},
-                    ).scalar()
-                    watcher.rollback()
-                    if blocked:
-                        break
-                    threading.Event().wait(0.02)
-                assert blocked == 1, "B did not wait for A"
+            assert _blocked_by(node_a, a_pid) == 1, "B did not wait for A"
         writer.join(timeout=20)
         assert not writer.is_alive() and not errors, errors
         assert store_a.get(key) == b"from B"
@@ -426,3 +412,61 @@ def test_deleting_a_prefix_with_more_keys_than_a_statement_takes(
     assert db_store.delete_prefix("messages/1/") == many
     assert db_store.keys("messages/") == ["messages/2/ab/kept"]
     assert _blob_count(db_store.db) == 1
+
+
+def _blocked_by(db: Database, pid: object) -> int:
+    """How many sessions wait for backend `pid`, once one does (or after 10 s)."""
+    with db.engine.connect() as watcher:
+        blocked = 0
+        for _ in range(500):  # bounded: 10 s
+            blocked = int(
+                watcher.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE :pid = ANY(pg_blocking_pids(pid))"
+                    ),
+                    {"pid": pid},
+                ).scalar()
+                or 0
+            )
+            watcher.rollback()
+            if blocked:
+                break
+            threading.Event().wait(0.02)
+    return blocked
+
+
+@pytest.mark.postgres
+def test_a_put_waiting_for_another_nodes_new_key_holds_no_blob(pg_schema_url: str) -> None:
+    """B stores a key A is inserting: B waits before it holds its blob, so A may still
+    release that blob (here: deleting its only other key) without a deadlock."""
+    node_a, node_b = Database(pg_schema_url), Database(pg_schema_url)
+    node_a.migrate()
+    store_a, store_b = DatabaseMediaStore(node_a), DatabaseMediaStore(node_b)
+    key, other = "messages/1/ab/" + "ab" * 32, "messages/1/cd/" + "cd" * 32
+    try:
+        store_a.put(other, b"from B")  # B's bytes, already stored under another key
+        errors: list[BaseException] = []
+        with node_a.write() as conn_a:
+            store_a.put(key, b"from A", conn=conn_a)
+            a_pid = conn_a.execute(text("SELECT pg_backend_pid()")).scalar()
+
+            def put_on_b() -> None:
+                try:
+                    store_b.put(key, b"from B")
+                except BaseException as exc:  # pragma: no cover - reported below
+                    errors.append(exc)
+
+            writer = threading.Thread(target=put_on_b)
+            writer.start()
+            assert _blocked_by(node_a, a_pid) == 1, "B did not wait for A"
+            # A releases the blob B is about to use: B must not hold it yet.
+            assert store_a.delete(other, conn=conn_a)
+        writer.join(timeout=20)
+        assert not writer.is_alive() and not errors, errors
+        assert store_a.get(key) == b"from B"
+        assert store_a.keys("messages/") == [key]
+        assert _blob_count(node_a) == 1
+    finally:
+        node_a.close()
+        node_b.close()

@@ -52,7 +52,8 @@ class DatabaseMediaStore:
         check_size(key, len(data))
         sha256 = hashlib.sha256(data).hexdigest()
         with self._writing(conn) as c:
-            old = queries.object_row(c, key, lock=True)  # the key first, then blobs
+            queries.lock_key(c, key)  # the key first (stored or not), then blobs
+            old = queries.object_row(c, key, lock=True)
             old_sha = old[0] if old is not None and old[0] != sha256 else None
             for sha in sorted({sha256} if old_sha is None else {sha256, old_sha}):
                 if sha == sha256:

@@ -7,8 +7,9 @@ look at the references, A a shared lock (`FOR SHARE`) before adding its object, 
 exclusive one (`FOR UPDATE`) before its delete of unreferenced blobs, a new statement:
 under READ COMMITTED it sees A's reference once A committed, and keeps the blob. When
 B deleted first, A's lock finds no row and A inserts the blob again. A transaction
-locks an object's key first, then its blobs in SHA-256 order, so two never wait for
-each other in a circle. SQLite has one writer at a time: the locks are no-ops there.
+locks an object's key first (a put through `lock_key`, which holds a key not stored
+yet too), then its blobs in SHA-256 order, so two never wait for each other in a
+circle. SQLite has one writer at a time: the locks are no-ops there.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -37,6 +39,19 @@ blobs, objects = media_blobs.c, media_objects.c
 # Keys or blobs per statement: a session's media can outnumber the parameters one
 # statement takes (65,535 on PostgreSQL; a delete of 66,000 failed a session delete).
 _BATCH: Final = 1000
+
+
+def lock_key(conn: Connection, key: str) -> None:
+    """Hold `key` until this transaction ends, stored yet or not (PostgreSQL).
+
+    A row lock cannot hold a key no one has inserted yet: a put of a key another node
+    was inserting waited at its insert while holding its blob's lock, and a third
+    transaction releasing that blob closed a circle (deadlock, tested). With this lock
+    first, the put waits before it holds anything. The first number keeps these locks
+    apart from any other advisory lock; two keys with one hash merely wait in turn.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(1835361385, hashtext(:key))"), {"key": key})
 
 
 def object_row(
@@ -102,7 +117,8 @@ def set_object(
     """Point `key` at blob `sha256`; the SHA-256 it pointed at before, if any.
 
     Two nodes can store one new key at once (both fetched the same message's media):
-    the second insert waits for the first to commit, finds the row, and updates it.
+    a put's `lock_key` makes the second wait for the first; without it, the second
+    insert would wait for the first to commit, then find the row and update it.
     """
     values = {
         "sha256": sha256,
