@@ -292,6 +292,29 @@ def test_local_reads_never_leave_the_root(tmp_path: Path) -> None:
     assert (outside / "secret.jpg").read_bytes() == b"secret"
 
 
+def test_local_writes_and_deletes_never_leave_the_root(tmp_path: Path) -> None:
+    """A folder of the store linked elsewhere: nothing is written, listed or deleted
+    through it."""
+    from wasync.errors import StoreError
+
+    outside = tmp_path / "outside"
+    (outside / "demo").mkdir(parents=True)
+    (outside / "demo" / "1@s.whatsapp.net.jpg").write_bytes(b"secret")
+    store = LocalMediaStore(tmp_path / "media")
+    store.put("messages/1/ab/x", b"ours")
+    (tmp_path / "media" / "avatars").symlink_to(outside)
+    with pytest.raises(StoreError, match="outside"):
+        store.put("avatars/demo/2@s.whatsapp.net.jpg", b"planted")
+    with pytest.raises(StoreError, match="outside"):
+        store.put("avatars/new/2@s.whatsapp.net.jpg", b"planted")
+    assert store.keys("avatars/") == [] and store.keys("avatars/demo/") == []
+    assert store.delete("avatars/demo/1@s.whatsapp.net.jpg") is False
+    assert store.delete_prefix("avatars/demo/") == 0
+    assert sorted(p.name for p in outside.rglob("*")) == ["1@s.whatsapp.net.jpg", "demo"]
+    assert (outside / "demo" / "1@s.whatsapp.net.jpg").read_bytes() == b"secret"
+    assert store.keys("messages/") == ["messages/1/ab/x"]
+
+
 def test_local_sha256_follows_the_file_version(tmp_path: Path) -> None:
     store = LocalMediaStore(tmp_path / "media")
     store.put("avatars/demo/1@s.whatsapp.net.jpg", b"one")
