@@ -34,18 +34,24 @@ def import_media(
 
     Run it once when a deployment switches to the database store: nothing is then
     downloaded or announced again. The files stay; names already in the database are
-    left alone, so running it again (or on every node) is harmless.
+    left alone, so running it again (or on every node) is harmless. Media of sessions
+    the database does not have are skipped (nothing would ever delete them there).
     """
     from wasync.media.database import DatabaseMediaStore
     from wasync.media.local import LocalMediaStore
     from wasync.media.transfer import import_local
+    from wasync.store.sessions import list_sessions
 
     def body() -> None:
         settings = settings_from(data_dir, database)
         db = open_database(settings)
         try:
+            with db.read() as conn:
+                sessions = [(row.name, row.id) for row in list_sessions(conn)]
             report = import_local(
-                LocalMediaStore(settings.data_dir / "media"), DatabaseMediaStore(db)
+                LocalMediaStore(settings.data_dir / "media"),
+                DatabaseMediaStore(db),
+                sessions=sessions,
             )
         finally:
             db.close()
