@@ -93,7 +93,11 @@ class DatabaseMediaStore:
         return self._chunks(found.sha256, found.size, chunk_size)
 
     def _sqlite_chunks(self, sha256: str, chunk_size: int) -> Iterator[bytes]:
-        # One read transaction for the whole object (a WAL reader blocks no writer).
+        # One read transaction for the whole object (a WAL reader blocks no writer),
+        # though it holds a reader connection while the client reads: a short read per
+        # chunk, as on PostgreSQL, reopens the blob each time, and SQLite then walks its
+        # overflow pages from the start (bench/media.py, 64 MiB in 1 MiB chunks: 106
+        # MiB/s against 1,700 in one transaction).
         with self.db.read() as conn:
             rowid = queries.blob_rowid(conn, sha256)
             if rowid is None:
