@@ -95,3 +95,13 @@ def test_local_media_are_copied_into_the_database_once(db_url: str, tmp_path: Pa
 def test_nothing_to_import(db_url: str, tmp_path: Path) -> None:
     out = run_import(db_url, tmp_path / "empty")
     assert out == {"copied": 0, "bytesCopied": 0, "alreadyThere": 0, "skipped": []}
+
+
+def test_the_human_report(db_url: str, tmp_path: Path) -> None:
+    make_sessions(db_url, "default")
+    data_dir = tmp_path / "data"
+    AvatarStorage(LocalMediaStore(data_dir / "media")).write("default", ALICE, b"\xff\xd8 a")
+    args = ["media", "import", "--data-dir", str(data_dir), "--database", db_url]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "copied 1 objects (4 bytes) into the database; 0 were there already" in result.stdout

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from wasync.commands.common import (
     DatabaseOpt,
     DataDirOpt,
     console,
+    err_console,
     open_database,
     print_json,
     run_command,
@@ -48,11 +50,23 @@ def import_media(
         try:
             with db.read() as conn:
                 sessions = [(row.name, row.id) for row in list_sessions(conn)]
-            report = import_local(
-                LocalMediaStore(settings.data_dir / "media"),
-                DatabaseMediaStore(db),
-                sessions=sessions,
+            # On stderr, and not with --json: stdout stays one JSON object.
+            progress = Progress(
+                TextColumn("[bold]media import"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err_console,
+                disable=as_json,
             )
+            task = progress.add_task("import", total=None)
+            with progress:
+                report = import_local(
+                    LocalMediaStore(settings.data_dir / "media"),
+                    DatabaseMediaStore(db),
+                    sessions=sessions,
+                    progress=lambda done, total: progress.update(task, completed=done, total=total),
+                )
         finally:
             db.close()
         if as_json:
