@@ -292,6 +292,29 @@ def test_local_reads_never_leave_the_root(tmp_path: Path) -> None:
     assert (outside / "secret.jpg").read_bytes() == b"secret"
 
 
+def test_local_writes_and_deletes_never_leave_the_root(tmp_path: Path) -> None:
+    """A folder of the store linked elsewhere: nothing is written, listed or deleted
+    through it."""
+    from wasync.errors import StoreError
+
+    outside = tmp_path / "outside"
+    (outside / "demo").mkdir(parents=True)
+    (outside / "demo" / "1@s.whatsapp.net.jpg").write_bytes(b"secret")
+    store = LocalMediaStore(tmp_path / "media")
+    store.put("messages/1/ab/x", b"ours")
+    (tmp_path / "media" / "avatars").symlink_to(outside)
+    with pytest.raises(StoreError, match="outside"):
+        store.put("avatars/demo/2@s.whatsapp.net.jpg", b"planted")
+    with pytest.raises(StoreError, match="outside"):
+        store.put("avatars/new/2@s.whatsapp.net.jpg", b"planted")
+    assert store.keys("avatars/") == [] and store.keys("avatars/demo/") == []
+    assert store.delete("avatars/demo/1@s.whatsapp.net.jpg") is False
+    assert store.delete_prefix("avatars/demo/") == 0
+    assert sorted(p.name for p in outside.rglob("*")) == ["1@s.whatsapp.net.jpg", "demo"]
+    assert (outside / "demo" / "1@s.whatsapp.net.jpg").read_bytes() == b"secret"
+    assert store.keys("messages/") == ["messages/1/ab/x"]
+
+
 def test_local_sha256_follows_the_file_version(tmp_path: Path) -> None:
     store = LocalMediaStore(tmp_path / "media")
     store.put("avatars/demo/1@s.whatsapp.net.jpg", b"one")
@@ -353,21 +376,7 @@ def test_two_nodes_storing_one_new_key_at_once(pg_schema_url: str) -> None:
 
             writer = threading.Thread(target=put_on_b)
             writer.start()
-            with node_a.engine.connect() as watcher:
-                blocked = 0
-                for _ in range(500):  # bounded: 10 s
-                    blocked = watcher.execute(
-                        text(
-                            "SELECT count(*) FROM pg_stat_activity "
-                            "WHERE :pid = ANY(pg_blocking_pids(pid))"
-                        ),
-                        {"pid": a_pid},
-                    ).scalar()
-                    watcher.rollback()
-                    if blocked:
-                        break
-                    threading.Event().wait(0.02)
-                assert blocked == 1, "B did not wait for A"
+            assert _blocked_by(node_a, a_pid) == 1, "B did not wait for A"
         writer.join(timeout=20)
         assert not writer.is_alive() and not errors, errors
         assert store_a.get(key) == b"from B"
@@ -399,3 +408,88 @@ def test_a_postgresql_stream_holds_no_connection_between_chunks(pg_schema_url: s
             next(chunks)
     finally:
         db.close()
+
+
+def test_deleting_a_prefix_with_more_keys_than_a_statement_takes(
+    db_store: DatabaseMediaStore,
+) -> None:
+    """A big session's media (more objects and blobs than one statement has parameters
+    for: PostgreSQL takes 65,535) go in one delete, and every blob with them."""
+    many = 66_000
+    now = 1.0
+    shas = [f"{i:064x}" for i in range(many)]
+    with db_store.db.write() as conn:
+        # Rows, not puts: 66,000 puts would take minutes; the rows are what puts make.
+        conn.execute(
+            media_blobs.insert(),
+            [{"sha256": s, "size": 1, "data": b"x", "created_at": now} for s in shas],
+        )
+        conn.execute(
+            media_objects.insert(),
+            [
+                {"key": f"messages/1/{s[-2:]}/{s}", "sha256": s, "size": 1, "updated_at": now}
+                for s in shas
+            ],
+        )
+    db_store.put("messages/2/ab/kept", b"x")  # another session's object, same bytes as none
+    assert db_store.delete_prefix("messages/1/") == many
+    assert db_store.keys("messages/") == ["messages/2/ab/kept"]
+    assert _blob_count(db_store.db) == 1
+
+
+def _blocked_by(db: Database, pid: object) -> int:
+    """How many sessions wait for backend `pid`, once one does (or after 10 s)."""
+    with db.engine.connect() as watcher:
+        blocked = 0
+        for _ in range(500):  # bounded: 10 s
+            blocked = int(
+                watcher.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE :pid = ANY(pg_blocking_pids(pid))"
+                    ),
+                    {"pid": pid},
+                ).scalar()
+                or 0
+            )
+            watcher.rollback()
+            if blocked:
+                break
+            threading.Event().wait(0.02)
+    return blocked
+
+
+@pytest.mark.postgres
+def test_a_put_waiting_for_another_nodes_new_key_holds_no_blob(pg_schema_url: str) -> None:
+    """B stores a key A is inserting: B waits before it holds its blob, so A may still
+    release that blob (here: deleting its only other key) without a deadlock."""
+    node_a, node_b = Database(pg_schema_url), Database(pg_schema_url)
+    node_a.migrate()
+    store_a, store_b = DatabaseMediaStore(node_a), DatabaseMediaStore(node_b)
+    key, other = "messages/1/ab/" + "ab" * 32, "messages/1/cd/" + "cd" * 32
+    try:
+        store_a.put(other, b"from B")  # B's bytes, already stored under another key
+        errors: list[BaseException] = []
+        with node_a.write() as conn_a:
+            store_a.put(key, b"from A", conn=conn_a)
+            a_pid = conn_a.execute(text("SELECT pg_backend_pid()")).scalar()
+
+            def put_on_b() -> None:
+                try:
+                    store_b.put(key, b"from B")
+                except BaseException as exc:  # pragma: no cover - reported below
+                    errors.append(exc)
+
+            writer = threading.Thread(target=put_on_b)
+            writer.start()
+            assert _blocked_by(node_a, a_pid) == 1, "B did not wait for A"
+            # A releases the blob B is about to use: B must not hold it yet.
+            assert store_a.delete(other, conn=conn_a)
+        writer.join(timeout=20)
+        assert not writer.is_alive() and not errors, errors
+        assert store_a.get(key) == b"from B"
+        assert store_a.keys("messages/") == [key]
+        assert _blob_count(node_a) == 1
+    finally:
+        node_a.close()
+        node_b.close()

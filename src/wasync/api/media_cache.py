@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from wasync.engines.base import EngineError
 from wasync.media.layout import message_media_key
-from wasync.media.store import MediaStat, MediaStore
+from wasync.media.store import MediaStore
 
 # Shown in the browser; anything else is sent as a download (attachment).
 INLINE_TYPES = frozenset(
@@ -58,23 +58,23 @@ class MediaCache:
         download: Callable[[], Awaitable[bytes]],
         expected_sha256: str | None,
         content_type: str | None = None,
-    ) -> MediaStat:
-        """The stored object `key`, downloading it first when absent."""
-        found = await asyncio.to_thread(self.store.stat, key)
-        if found is not None:
-            return found
+    ) -> None:
+        """Make sure object `key` is stored, downloading it first when absent."""
+        # `exists`, not `stat`: the local store's stat reads the whole file to hash it
+        # (a large video, on its first request in a process), and no one needs the hash.
+        if await asyncio.to_thread(self.store.exists, key):
+            return
         lock = self._locks.setdefault(key, asyncio.Lock())
         try:
             async with lock:
-                found = await asyncio.to_thread(self.store.stat, key)
-                if found is not None:  # fetched while we waited
-                    return found
+                if await asyncio.to_thread(self.store.exists, key):  # fetched while we waited
+                    return
                 data = await download()
                 if expected_sha256 and hashlib.sha256(data).hexdigest() != expected_sha256.lower():
                     raise EngineError(
                         "the downloaded media does not match its checksum; not stored"
                     )
-                return await asyncio.to_thread(self.store.put, key, data, content_type=content_type)
+                await asyncio.to_thread(self.store.put, key, data, content_type=content_type)
         finally:
             if not lock.locked():
                 self._locks.pop(key, None)

@@ -101,7 +101,7 @@ async def get_media(
 
     mimetype = row["media_mimetype"] or "application/octet-stream"
     key = cache.key_for(sid, row["chat_jid"], row["sender_jid"], message_id)
-    stored = await cache.fetch(key, download, info.sha256, mimetype)
+    await cache.fetch(key, download, info.sha256, mimetype)
     filename = row["media_filename"] or message_id
     disposition = "inline" if is_inline(mimetype) else "attachment"
     headers = {
@@ -115,8 +115,10 @@ async def get_media(
     if path is not None:  # the local store: a file, with ranges and sendfile
         return FileResponse(path, media_type=mimetype, headers=headers)
     # The database store: streamed chunk by chunk, never whole in memory.
+    # Size first: a key's bytes never change (checked against the message's SHA-256).
+    stored = await asyncio.to_thread(cache.store.stat, key)
     chunks = await asyncio.to_thread(cache.store.stream, key)
-    if chunks is None:  # removed in between (the session deleted)
+    if stored is None or chunks is None:  # removed in between (the session deleted)
         raise NotFound(f"message {message_id!r} has no stored media")
     headers["Content-Length"] = str(stored.size)
     return StreamingResponse(chunks, media_type=mimetype, headers=headers)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from wasync.commands.common import (
     DatabaseOpt,
     DataDirOpt,
     console,
+    err_console,
     open_database,
     print_json,
     run_command,
@@ -34,19 +36,37 @@ def import_media(
 
     Run it once when a deployment switches to the database store: nothing is then
     downloaded or announced again. The files stay; names already in the database are
-    left alone, so running it again (or on every node) is harmless.
+    left alone, so running it again (or on every node) is harmless. Media of sessions
+    the database does not have are skipped (nothing would ever delete them there).
     """
     from wasync.media.database import DatabaseMediaStore
     from wasync.media.local import LocalMediaStore
     from wasync.media.transfer import import_local
+    from wasync.store.sessions import list_sessions
 
     def body() -> None:
         settings = settings_from(data_dir, database)
         db = open_database(settings)
         try:
-            report = import_local(
-                LocalMediaStore(settings.data_dir / "media"), DatabaseMediaStore(db)
+            with db.read() as conn:
+                sessions = [(row.name, row.id) for row in list_sessions(conn)]
+            # On stderr, and not with --json: stdout stays one JSON object.
+            progress = Progress(
+                TextColumn("[bold]media import"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err_console,
+                disable=as_json,
             )
+            task = progress.add_task("import", total=None)
+            with progress:
+                report = import_local(
+                    LocalMediaStore(settings.data_dir / "media"),
+                    DatabaseMediaStore(db),
+                    sessions=sessions,
+                    progress=lambda done, total: progress.update(task, completed=done, total=total),
+                )
         finally:
             db.close()
         if as_json:

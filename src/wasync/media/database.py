@@ -52,7 +52,8 @@ class DatabaseMediaStore:
         check_size(key, len(data))
         sha256 = hashlib.sha256(data).hexdigest()
         with self._writing(conn) as c:
-            old = queries.object_row(c, key, lock=True)  # the key first, then blobs
+            queries.lock_key(c, key)  # the key first (stored or not), then blobs
+            old = queries.object_row(c, key, lock=True)
             old_sha = old[0] if old is not None and old[0] != sha256 else None
             for sha in sorted({sha256} if old_sha is None else {sha256, old_sha}):
                 if sha == sha256:
@@ -92,7 +93,11 @@ class DatabaseMediaStore:
         return self._chunks(found.sha256, found.size, chunk_size)
 
     def _sqlite_chunks(self, sha256: str, chunk_size: int) -> Iterator[bytes]:
-        # One read transaction for the whole object (a WAL reader blocks no writer).
+        # One read transaction for the whole object (a WAL reader blocks no writer),
+        # though it holds a reader connection while the client reads: a short read per
+        # chunk, as on PostgreSQL, reopens the blob each time, and SQLite then walks its
+        # overflow pages from the start (bench/media.py, 64 MiB in 1 MiB chunks: 106
+        # MiB/s against 1,700 in one transaction).
         with self.db.read() as conn:
             rowid = queries.blob_rowid(conn, sha256)
             if rowid is None:
@@ -131,7 +136,7 @@ class DatabaseMediaStore:
     def delete_prefix(self, prefix: str, *, conn: Connection | None = None) -> int:
         check_prefix(prefix)
         with self._writing(conn) as c:
-            shas = queries.delete_objects(c, queries.keys_under(c, prefix))
+            shas = queries.delete_objects_under(c, prefix)
             queries.release_blobs(c, shas)
         return len(shas)
 

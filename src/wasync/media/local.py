@@ -5,8 +5,9 @@ key has) in the same folder, fsync, rename, fsync of the folder; a reader sees t
 object or the new one, never half of one. A writer killed mid-write leaves its
 temporary file behind; the next write of that key removes it.
 
-Keys are checked (media/keys.py), and reads resolve the path and check it stays
-inside the root anyway, so a symlink planted in the folder cannot lead outside it.
+Keys are checked (media/keys.py), and every read, write and delete resolves the path
+and checks it stays inside the root anyway, so a symlink planted in the folder (a
+file or a folder of it) cannot lead outside it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import BinaryIO, Final
 
 from sqlalchemy import Connection
 
+from wasync.errors import StoreError
 from wasync.files import private_dir
 from wasync.media.keys import InvalidMediaKey, check_key, check_prefix
 from wasync.media.store import CHUNK_BYTES, MediaStat, check_size
@@ -61,6 +63,23 @@ class LocalMediaStore:
             return None
         return resolved
 
+    def _creatable(self, folder: Path) -> bool:
+        """Whether making `folder` creates nothing outside the root: its deepest
+        existing part (or link) below the root leads inside it."""
+        current = folder
+        while current != self.root and not current.exists() and not current.is_symlink():
+            current = current.parent
+        if current == self.root and not current.exists():
+            return True  # the first write of all: the root is made with the rest
+        return self._inside(current)
+
+    def _inside(self, folder: Path) -> bool:
+        """Whether `folder`, symlinks resolved, is the root or inside it."""
+        try:
+            return folder.resolve(strict=True).is_relative_to(self.root.resolve(strict=True))
+        except (OSError, RuntimeError):  # missing, or a symlink loop
+            return False
+
     def put(
         self,
         key: str,
@@ -71,6 +90,8 @@ class LocalMediaStore:
     ) -> MediaStat:
         path = self._path(key)
         check_size(key, len(data))
+        if not self._creatable(path.parent):
+            raise StoreError(f"{key}: its folder leads outside {self.root}; not written")
         folder = private_dir(path.parent)
         self._remove_leftovers(path)
         # mkstemp makes the file 0600: other people's pictures, for the owner alone.
@@ -153,6 +174,8 @@ class LocalMediaStore:
 
     def keys(self, prefix: str) -> list[str]:
         folder = self.root / check_prefix(prefix)
+        if not self._inside(folder):
+            return []
         found: list[str] = []
         for dirpath, dirnames, filenames in os.walk(folder):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
@@ -162,6 +185,8 @@ class LocalMediaStore:
 
     def delete(self, key: str, *, conn: Connection | None = None) -> bool:
         path = self._path(key)
+        if not self._inside(path.parent):
+            return False
         try:
             path.unlink()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
@@ -171,6 +196,8 @@ class LocalMediaStore:
 
     def delete_prefix(self, prefix: str, *, conn: Connection | None = None) -> int:
         folder = self.root / check_prefix(prefix)
+        if not self._inside(folder.parent):
+            return 0  # a linked folder above it: nothing of ours is there
         if folder.is_symlink():
             # A linked folder: remove the link, never what it points at.
             folder.unlink()

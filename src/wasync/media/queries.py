@@ -4,19 +4,22 @@ Blobs are content-addressed (by SHA-256) and shared by every key whose bytes are
 same; a blob goes once no object refers to it. Two nodes can race on one blob: A adds
 a reference while B removes the last one. Both take the blob's row lock before they
 look at the references, A a shared lock (`FOR SHARE`) before adding its object, B an
-exclusive one (`FOR UPDATE`) before counting them; B's count is a new statement, so
+exclusive one (`FOR UPDATE`) before its delete of unreferenced blobs, a new statement:
 under READ COMMITTED it sees A's reference once A committed, and keeps the blob. When
 B deleted first, A's lock finds no row and A inserts the blob again. A transaction
-locks an object's key first, then its blobs in SHA-256 order, so two never wait for
-each other in a circle. SQLite has one writer at a time: the locks are no-ops there.
+locks an object's key first (a put through `lock_key`, which holds a key not stored
+yet too), then its blobs in SHA-256 order, so two never wait for each other in a
+circle. SQLite has one writer at a time: the locks are no-ops there.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import Final
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     and_,
     delete,
@@ -24,6 +27,7 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -32,6 +36,22 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from wasync.store.schema import media_blobs, media_objects
 
 blobs, objects = media_blobs.c, media_objects.c
+# Keys or blobs per statement: a session's media can outnumber the parameters one
+# statement takes (65,535 on PostgreSQL; a delete of 66,000 failed a session delete).
+_BATCH: Final = 1000
+
+
+def lock_key(conn: Connection, key: str) -> None:
+    """Hold `key` until this transaction ends, stored yet or not (PostgreSQL).
+
+    A row lock cannot hold a key no one has inserted yet: a put of a key another node
+    was inserting waited at its insert while holding its blob's lock, and a third
+    transaction releasing that blob closed a circle (deadlock, tested). With this lock
+    first, the put waits before it holds anything. The first number keeps these locks
+    apart from any other advisory lock; two keys with one hash merely wait in turn.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(1835361385, hashtext(:key))"), {"key": key})
 
 
 def object_row(
@@ -69,20 +89,25 @@ def hold_blob(conn: Connection, sha256: str, data: bytes) -> None:
     raise RuntimeError(f"blob {sha256} kept disappearing")  # pragma: no cover
 
 
-def delete_if_unreferenced(conn: Connection, sha256: str) -> int:
-    """Delete a blob (its row locked by the caller) that no object refers to."""
-    used = conn.execute(select(exists().where(objects.sha256 == sha256))).scalar()
-    if used:
-        return 0
-    return int(conn.execute(delete(media_blobs).where(blobs.sha256 == sha256)).rowcount)
-
-
 def release_blobs(conn: Connection, shas: Iterable[str]) -> int:
     """Delete each of `shas` that no object refers to any more; how many went."""
+    ordered = sorted(set(shas))
     gone = 0
-    for sha256 in sorted(set(shas)):
-        if lock_blob(conn, sha256, exclusive=True):
-            gone += delete_if_unreferenced(conn, sha256)
+    for start in range(0, len(ordered), _BATCH):
+        part = ordered[start : start + _BATCH]
+        # Exclusive locks, taken in SHA-256 order (the rows come out sorted), then a
+        # new statement that sees every reference committed meanwhile.
+        conn.execute(
+            select(blobs.sha256)
+            .where(blobs.sha256.in_(part))
+            .order_by(blobs.sha256)
+            .with_for_update()
+        ).all()
+        unused = ~exists().where(objects.sha256 == blobs.sha256)
+        deleted = conn.execute(
+            delete(media_blobs).where(blobs.sha256.in_(part), unused).returning(blobs.sha256)
+        )
+        gone += len(deleted.all())
     return gone
 
 
@@ -92,7 +117,8 @@ def set_object(
     """Point `key` at blob `sha256`; the SHA-256 it pointed at before, if any.
 
     Two nodes can store one new key at once (both fetched the same message's media):
-    the second insert waits for the first to commit, finds the row, and updates it.
+    a put's `lock_key` makes the second wait for the first; without it, the second
+    insert would wait for the first to commit, then find the row and update it.
     """
     values = {
         "sha256": sha256,
@@ -120,30 +146,41 @@ def set_object(
 
 def delete_objects(conn: Connection, keys: list[str]) -> list[str]:
     """Delete these objects; the SHA-256 of each one deleted."""
-    if not keys:
-        return []
-    shas = (
-        conn.execute(select(objects.sha256).where(objects.key.in_(keys)).with_for_update())
-        .scalars()
-        .all()
+    shas: list[str] = []
+    for start in range(0, len(keys), _BATCH):
+        part = keys[start : start + _BATCH]
+        deleted = conn.execute(
+            delete(media_objects).where(objects.key.in_(part)).returning(objects.sha256)
+        )
+        shas.extend(deleted.scalars())
+    return shas
+
+
+def delete_objects_under(conn: Connection, prefix: str) -> list[str]:
+    """Delete every object under `prefix` (one statement, however many); their SHA-256s."""
+    deleted = conn.execute(
+        delete(media_objects).where(_under(conn, prefix)).returning(objects.sha256)
     )
-    conn.execute(delete(media_objects).where(objects.key.in_(keys)))
-    return list(shas)
+    return list(deleted.scalars())
 
 
 def keys_under(conn: Connection, prefix: str) -> list[str]:
-    """Keys starting with `prefix` (which ends with '/'), in order.
+    """Keys starting with `prefix` (which ends with '/'), in order."""
+    key = objects.key.collate("C") if conn.dialect.name == "postgresql" else objects.key
+    return list(
+        conn.execute(select(objects.key).where(_under(conn, prefix)).order_by(key)).scalars()
+    )
+
+
+def _under(conn: Connection, prefix: str) -> ColumnElement[bool]:
+    """Keys starting with `prefix` (which ends with '/').
 
     A range, not LIKE: keys hold `_`, LIKE's wildcard. '0' follows '/' in every
     collation that orders ASCII by code; "C" collation makes that sure on PostgreSQL.
     """
     upper = prefix[:-1] + "0"
     key = objects.key.collate("C") if conn.dialect.name == "postgresql" else objects.key
-    return list(
-        conn.execute(
-            select(objects.key).where(and_(key >= prefix, key < upper)).order_by(key)
-        ).scalars()
-    )
+    return and_(key >= prefix, key < upper)
 
 
 def blob_rowid(conn: Connection, sha256: str) -> int | None:

@@ -5,17 +5,19 @@ the setting existed, say) keeps its pictures: without the copy, each node would 
 none, download every picture again and announce each as new. Names already in the
 target are left alone (another node, or an earlier run, stored them), so running it
 again, or on every node, is harmless. Files whose names no store accepts (anything
-but what wasync writes) are reported and skipped.
+but what wasync writes) are reported and skipped, and so are the media of sessions
+the database does not have (left by a delete that could not remove its files): in
+the database nothing would ever delete them.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from wasync.media.keys import InvalidMediaKey, check_prefix
-from wasync.media.layout import AVATARS
+from wasync.media.layout import AVATARS, session_prefixes
 from wasync.media.local import LocalMediaStore
 from wasync.media.store import MediaStore, MediaTooLarge
 
@@ -57,14 +59,19 @@ def import_local(
     local: LocalMediaStore,
     target: MediaStore,
     *,
+    sessions: Iterable[tuple[str, int]],
     progress: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
-    """Copy every object of `local` that `target` lacks; `progress(done, total)`."""
+    """Copy every object of `local` that `target` lacks and one of `sessions` (name,
+    id) owns; `progress(done, total)`."""
     report = ImportReport()
+    owned = tuple(p for name, sid in sessions for p in session_prefixes(name, sid))
     keys = local_keys(local)
     for done, key in enumerate(keys, 1):
         try:
-            if target.exists(key):
+            if not key.startswith(owned):
+                report.skipped.append(f"{key}: belongs to no session in the database")
+            elif target.exists(key):
                 report.already_there += 1
             else:
                 data = local.get(key)
