@@ -7,6 +7,7 @@ counted re-fetched messages as new, help that showed `<str>`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
@@ -15,10 +16,13 @@ import pytest
 from typer.testing import CliRunner
 
 from wasync import __version__
+from wasync.api.install import api_services
+from wasync.api.server import DemoOptions, _start_demo
 from wasync.cli import app
 from wasync.config import Settings
-from wasync.engines.factory import EngineFactory
+from wasync.engines.factory import EngineFactory, SimulatorOptions
 from wasync.engines.simulator import Network
+from wasync.runtime import Runtime
 from wasync.store.db import Database
 from wasync.store.sessions import list_sessions
 
@@ -176,3 +180,27 @@ def test_a_restored_simulator_session_gets_its_own_network(tmp_path: Path) -> No
     expected = Network.from_scale("small", 4)
     assert network.chat_jids() == expected.chat_jids()
     assert factory.options_for("simulator") == {"seed": 1, "scale": "tiny"}
+
+
+def test_history_on_the_demos_data_uses_the_demos_network(tmp_path: Path) -> None:
+    """The demo's session is made with the demo's scale (small), not the default."""
+    settings = Settings(data_dir=tmp_path)
+
+    async def start() -> None:
+        runtime = Runtime(settings, db=Database(f"sqlite:///{tmp_path / 'wasync.db'}"))
+        runtime.manager.engines = EngineFactory(settings, SimulatorOptions(scale="small", seed=5))
+        control, _ = api_services(runtime)
+        await runtime.start()
+        try:
+            await _start_demo(control, DemoOptions(limit_per_chat=0))
+        finally:
+            await runtime.stop()
+
+    asyncio.run(start())
+    db = Database(f"sqlite:///{tmp_path / 'wasync.db'}")
+    try:
+        with db.read() as conn:
+            (row,) = list_sessions(conn)
+    finally:
+        db.close()
+    assert row.name == "demo" and row.engine_options == {"seed": 5, "scale": "small"}
