@@ -205,7 +205,6 @@ async def run_server(
 async def _start_demo(control: SessionControl, demo: DemoOptions) -> None:
     runtime = control.runtime
     if demo.session not in runtime.sessions:
-
         options = runtime.manager.engines.options_for("simulator")
 
         def register() -> None:
