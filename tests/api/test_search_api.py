@@ -69,3 +69,20 @@ async def test_search_errors_are_sentences(api: Api) -> None:
         assert words in got.json()["detail"]
     ghost = await api.client.get("/api/sessions/ghost/search", params={"q": "x"})
     assert ghost.status_code == 404 and "no session named 'ghost'" in ghost.json()["detail"]
+
+
+async def test_deleting_a_session_takes_its_messages_out_of_the_index(api: Api) -> None:
+    await asyncio.to_thread(catch_up, api.runtime.db)
+    word, _ = _common_word(api)
+    assert (await api.client.get(api.url("/search"), params={"q": word})).json()["items"]
+    # Indexed, then the session goes: its entries leave the index with its rows.
+    deleted = await api.client.delete("/api/sessions/default")
+    assert deleted.status_code in (200, 204), deleted.text
+    with api.runtime.db.read() as conn:
+        assert search.pending(conn) == 0  # applied in the deleting transaction
+        if api.runtime.db.is_sqlite:
+            left = conn.exec_driver_sql(
+                "SELECT count(*) FROM messages_search WHERE messages_search MATCH ?",
+                (f'body:"{word}"',),
+            ).scalar_one()
+            assert left == 0

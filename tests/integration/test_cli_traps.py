@@ -7,6 +7,7 @@ counted re-fetched messages as new, help that showed `<str>`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
@@ -16,10 +17,13 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from wasync import __version__
+from wasync.api.install import api_services
+from wasync.api.server import DemoOptions, _start_demo
 from wasync.cli import app
 from wasync.config import Settings, sqlite_url_for
-from wasync.engines.factory import EngineFactory
+from wasync.engines.factory import EngineFactory, SimulatorOptions
 from wasync.engines.simulator import Network
+from wasync.runtime import Runtime
 from wasync.store.db import Database
 from wasync.store.schema import chats
 from wasync.store.sessions import find_session, list_sessions
@@ -210,3 +214,32 @@ def test_history_asks_the_network_its_session_was_synced_from(tmp_path: Path) ->
         app, ["history", "--data-dir", str(tmp_path), "--chat", chat, "--json"]
     )
     assert history.exit_code == 0, history.output
+
+
+def test_history_on_the_demos_data_uses_the_demos_network(tmp_path: Path) -> None:
+    """The demo's session is made with the demo's scale (small), not the default."""
+    settings = Settings(data_dir=tmp_path)
+
+    async def start() -> None:
+        runtime = Runtime(settings, db=Database(f"sqlite:///{tmp_path / 'wasync.db'}"))
+        runtime.manager.engines = EngineFactory(settings, SimulatorOptions(scale="small", seed=5))
+        control, _ = api_services(runtime)
+        await runtime.start()
+        try:
+            await _start_demo(control, DemoOptions(limit_per_chat=0))
+        finally:
+            await runtime.stop()
+
+    asyncio.run(start())
+    db = Database(f"sqlite:///{tmp_path / 'wasync.db'}")
+    try:
+        with db.read() as conn:
+            (row,) = list_sessions(conn)
+    finally:
+        db.close()
+    assert row.name == "demo" and row.engine_options == {
+        "seed": 5,
+        "scale": "small",
+        "lid_fraction": 0.0,
+        "late_mappings": False,
+    }

@@ -205,10 +205,12 @@ async def run_server(
 async def _start_demo(control: SessionControl, demo: DemoOptions) -> None:
     runtime = control.runtime
     if demo.session not in runtime.sessions:
+        options = runtime.manager.engines.options_for("simulator")
 
         def register() -> None:
             with runtime.db.write() as conn:
-                ensure_session(conn, demo.session, "simulator")
+                # With its seed and scale: `wasync history` on the demo's data uses them.
+                ensure_session(conn, demo.session, "simulator", options)
 
         await asyncio.to_thread(register)
         await runtime.manager.assign()

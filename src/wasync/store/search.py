@@ -5,8 +5,9 @@ SQLite: a contentless FTS5 table, `messages_search` (migration 0009). Its rowid 
 by keyset without sorting; its `scope` column holds a session token and a chat token,
 so narrowing to a session or a chat happens inside the index too. New messages are
 indexed by id above a high-water mark (`index_pending`), not by an insert trigger:
-measured with bench/ingest.py, a trigger writing into FTS5 made ingestion about 3x
-slower, and one only queuing ids cost 15%. Changes to messages already indexed (an
+measured with bench/ingest.py's writer on 200k messages (3.07 s without a trigger),
+a trigger writing into FTS5 made ingestion 2.5x slower (7.54 s), and one only queuing
+ids 1.24x (3.82 s). Changes to messages already indexed (an
 edit, a revoke, a placeholder replaced, a delete) are queued by two triggers and
 applied by the same call; until then a queued message is left out of every result,
 so a revoked or edited message is never a wrong hit. The `search` service in
