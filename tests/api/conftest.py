@@ -8,6 +8,7 @@ Every test runs on SQLite and PostgreSQL (the `db_url` fixture).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -57,20 +58,26 @@ async def start_runtime(db_url: str, data_dir: Path) -> tuple[Runtime, SessionCo
 
 
 async def add_simulator(
-    runtime: Runtime, name: str, faults: Faults | None = None, *, sync: bool = True
+    runtime: Runtime,
+    name: str,
+    faults: Faults | None = None,
+    *,
+    sync: bool = True,
+    network: Network | None = None,
 ) -> SimulatorEngine:
-    engine = SimulatorEngine(Network.from_scale("tiny", SEED), faults or Faults())
+    engine = SimulatorEngine(network or Network.from_scale("tiny", SEED), faults or Faults())
     await runtime.add_session(name, engine, engine_name="simulator")
     if sync:
         await runtime.sync_chats(name, LIMIT)
     return engine
 
 
-@pytest.fixture
-async def api(db_url: str, tmp_path: Path) -> AsyncIterator[Api]:
+@contextlib.asynccontextmanager
+async def api_on(db_url: str, tmp_path: Path, network: Network | None = None) -> AsyncIterator[Api]:
+    """A runtime with the API and one synced simulator session (of `network`)."""
     runtime, control = await start_runtime(db_url, tmp_path)
     app = create_app(runtime, api_key=API_KEY)
-    engine = await add_simulator(runtime, SESSION)
+    engine = await add_simulator(runtime, SESSION, network=network)
     transport = httpx.ASGITransport(app=asgi_app(app))
     async with httpx.AsyncClient(
         transport=transport, base_url="http://wasync.test", headers={"X-Api-Key": API_KEY}
@@ -87,6 +94,12 @@ async def api(db_url: str, tmp_path: Path) -> AsyncIterator[Api]:
             )
         finally:
             await runtime.stop()
+
+
+@pytest.fixture
+async def api(db_url: str, tmp_path: Path) -> AsyncIterator[Api]:
+    async with api_on(db_url, tmp_path) as found:
+        yield found
 
 
 def free_port() -> int:

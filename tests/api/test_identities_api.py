@@ -7,39 +7,19 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import quote
 
-import httpx
 import pytest
 
-from wasync.api.app import asgi_app, create_app
-from wasync.engines.simulator import Faults, Network, SimulatorEngine
+from wasync.engines.simulator import Network
 
-from .conftest import API_KEY, LIMIT, SEED, SESSION, Api, start_runtime
+from .conftest import SEED, Api, api_on
 
 
 @pytest.fixture
 async def lid_api(db_url: str, tmp_path: Path) -> AsyncIterator[Api]:
     """A synced simulator session where everyone has a LID (a few hide their number)."""
-    runtime, control = await start_runtime(db_url, tmp_path)
-    app = create_app(runtime, api_key=API_KEY)
-    engine = SimulatorEngine(Network.from_scale("tiny", SEED, lid_fraction=1.0), Faults())
-    await runtime.add_session(SESSION, engine, engine_name="simulator")
-    await runtime.sync_chats(SESSION, LIMIT)
-    transport = httpx.ASGITransport(app=asgi_app(app))
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://wasync.test", headers={"X-Api-Key": API_KEY}
-    ) as client:
-        try:
-            yield Api(
-                runtime,
-                control,
-                app,
-                client,
-                engine,
-                engine.network,
-                runtime.session(SESSION).session_id,
-            )
-        finally:
-            await runtime.stop()
+    network = Network.from_scale("tiny", SEED, lid_fraction=1.0)
+    async with api_on(db_url, tmp_path, network) as found:
+        yield found
 
 
 async def _get(api: Api, path: str) -> dict:  # type: ignore[type-arg]
