@@ -254,6 +254,22 @@ def test_merging_twice_changes_nothing(db: Database) -> None:
     assert _snapshot(db) == once
 
 
+def test_restating_only_stored_pairs_writes_nothing_and_fails_nothing(db: Database) -> None:
+    """A session starting on a mirror whose pairs are all stored restates them: with
+    nothing new to insert, the transaction must still commit (an empty insert was a
+    statement SQLite refused, and the writer retried it for ever)."""
+    sid = _session(db)
+    with db.write() as conn:
+        learn(conn, sid, [(PN, LID)], T)
+    before = _snapshot(db)
+    _commit(db, sid, ev.IdentitiesRestated())  # what a session start commits
+    with db.read() as conn:
+        assert conn.execute(select(lid_mappings.c.lid, lid_mappings.c.learned_at)).all() == [
+            (LID, T)
+        ]
+    assert _snapshot(db) == before
+
+
 def test_a_rolled_back_merge_leaves_the_rows_as_they_were(db: Database) -> None:
     sid = _session(db)
     _split_person(db, sid)

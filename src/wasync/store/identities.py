@@ -219,6 +219,8 @@ def _insert(conn: Connection, session_id: int, pairs: list[Pair], now: int) -> N
         {"session_id": session_id, "lid": lid, "phone_jid": pn, "learned_at": now}
         for lid, pn in pairs
     ]
+    if not rows:  # only pairs the table holds were restated: an empty executemany is
+        return  # a bare INSERT, which SQLite refuses ("near ON") and the writer retries
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     conn.execute(dialect.insert(lid_mappings).on_conflict_do_nothing(), rows)
 
