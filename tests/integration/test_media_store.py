@@ -7,7 +7,7 @@ import hashlib
 import os
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -215,35 +215,12 @@ def test_a_blob_is_not_deleted_while_another_node_adds_a_reference(pg_schema_url
     store_a, store_b = DatabaseMediaStore(node_a), DatabaseMediaStore(node_b)
     try:
         store_b.put("avatars/b/1@s.whatsapp.net.jpg", b"shared")
-        errors: list[BaseException] = []
         with node_a.write() as conn_a:
             store_a.put("avatars/a/1@s.whatsapp.net.jpg", b"shared", conn=conn_a)
             a_pid = conn_a.execute(text("SELECT pg_backend_pid()")).scalar()
-
-            def delete_on_b() -> None:
-                try:
-                    store_b.delete("avatars/b/1@s.whatsapp.net.jpg")
-                except BaseException as exc:  # pragma: no cover - reported below
-                    errors.append(exc)
-
-            deleter = threading.Thread(target=delete_on_b)
-            deleter.start()
-            with node_a.engine.connect() as watcher:
-                for _ in range(500):  # bounded: 10 s
-                    blocked = watcher.execute(
-                        text(
-                            "SELECT count(*) FROM pg_stat_activity "
-                            "WHERE :pid = ANY(pg_blocking_pids(pid))"
-                        ),
-                        {"pid": a_pid},
-                    ).scalar()
-                    watcher.rollback()
-                    if blocked:
-                        break
-                    threading.Event().wait(0.02)
-                assert blocked == 1, "B did not wait for A's lock"
-        deleter.join(timeout=20)
-        assert not deleter.is_alive() and not errors
+            deleter = _OnAnotherNode(lambda: store_b.delete("avatars/b/1@s.whatsapp.net.jpg"))
+            assert _blocked_by(node_a, a_pid) == 1, "B did not wait for A's lock"
+        deleter.finish()
         assert store_b.get("avatars/a/1@s.whatsapp.net.jpg") == b"shared"
         assert not store_b.exists("avatars/b/1@s.whatsapp.net.jpg")
         assert _blob_count(node_b) == 1
@@ -363,22 +340,12 @@ def test_two_nodes_storing_one_new_key_at_once(pg_schema_url: str) -> None:
     store_a, store_b = DatabaseMediaStore(node_a), DatabaseMediaStore(node_b)
     key = "messages/1/ab/" + "ab" * 32
     try:
-        errors: list[BaseException] = []
         with node_a.write() as conn_a:
             store_a.put(key, b"from A", conn=conn_a)
             a_pid = conn_a.execute(text("SELECT pg_backend_pid()")).scalar()
-
-            def put_on_b() -> None:
-                try:
-                    store_b.put(key, b"from B")
-                except BaseException as exc:  # pragma: no cover - reported below
-                    errors.append(exc)
-
-            writer = threading.Thread(target=put_on_b)
-            writer.start()
+            writer = _OnAnotherNode(lambda: store_b.put(key, b"from B"))
             assert _blocked_by(node_a, a_pid) == 1, "B did not wait for A"
-        writer.join(timeout=20)
-        assert not writer.is_alive() and not errors, errors
+        writer.finish()
         assert store_a.get(key) == b"from B"
         assert _blob_count(node_a) == 1
     finally:
@@ -437,6 +404,26 @@ def test_deleting_a_prefix_with_more_keys_than_a_statement_takes(
     assert _blob_count(db_store.db) == 1
 
 
+class _OnAnotherNode:
+    """`work` started in a thread (another node's call); `finish` waits (bounded) and
+    fails the test with whatever it raised."""
+
+    def __init__(self, work: Callable[[], object]) -> None:
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run, args=(work,))
+        self.thread.start()
+
+    def _run(self, work: Callable[[], object]) -> None:
+        try:
+            work()
+        except BaseException as exc:  # pragma: no cover - reported by finish()
+            self.errors.append(exc)
+
+    def finish(self) -> None:
+        self.thread.join(timeout=20)
+        assert not self.thread.is_alive() and not self.errors, self.errors
+
+
 def _blocked_by(db: Database, pid: object) -> int:
     """How many sessions wait for backend `pid`, once one does (or after 10 s)."""
     with db.engine.connect() as watcher:
@@ -469,24 +456,14 @@ def test_a_put_waiting_for_another_nodes_new_key_holds_no_blob(pg_schema_url: st
     key, other = "messages/1/ab/" + "ab" * 32, "messages/1/cd/" + "cd" * 32
     try:
         store_a.put(other, b"from B")  # B's bytes, already stored under another key
-        errors: list[BaseException] = []
         with node_a.write() as conn_a:
             store_a.put(key, b"from A", conn=conn_a)
             a_pid = conn_a.execute(text("SELECT pg_backend_pid()")).scalar()
-
-            def put_on_b() -> None:
-                try:
-                    store_b.put(key, b"from B")
-                except BaseException as exc:  # pragma: no cover - reported below
-                    errors.append(exc)
-
-            writer = threading.Thread(target=put_on_b)
-            writer.start()
+            writer = _OnAnotherNode(lambda: store_b.put(key, b"from B"))
             assert _blocked_by(node_a, a_pid) == 1, "B did not wait for A"
             # A releases the blob B is about to use: B must not hold it yet.
             assert store_a.delete(other, conn=conn_a)
-        writer.join(timeout=20)
-        assert not writer.is_alive() and not errors, errors
+        writer.finish()
         assert store_a.get(key) == b"from B"
         assert store_a.keys("messages/") == [key]
         assert _blob_count(node_a) == 1
