@@ -44,9 +44,10 @@ from urllib.parse import quote
 
 from sqlalchemy import create_engine, text
 
+from ingest import network_for  # bench/ingest.py's network for n messages
 from wasync.domain.batch import Batch
 from wasync.domain.events import MessageReceived
-from wasync.engines.simulator import Network, NetworkConfig
+from wasync.engines.simulator import Network
 from wasync.search import catch_up
 from wasync.store import search
 from wasync.store.db import Database, normalize_url
@@ -55,19 +56,6 @@ from wasync.sync.commit import commit_batch
 
 CHUNK = 10_000
 RARE, UNCOMMON = "nebula", "comet"
-
-
-def network_for(n_messages: int, seed: int) -> Network:
-    chats = max(10, min(5000, n_messages // 200))
-    return Network(
-        NetworkConfig(
-            seed=seed,
-            contacts=chats,
-            groups=max(1, chats // 5),
-            individual_chats=chats - max(1, chats // 5),
-            messages=n_messages,
-        )
-    )
 
 
 def build(db: Database, net: Network) -> tuple[int, float]:

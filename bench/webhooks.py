@@ -26,28 +26,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from ingest import network_for  # bench/ingest.py's network for n messages
 from wasync.config import Settings
 from wasync.delivery import endpoints as E
 from wasync.delivery.worker import Delivery
 from wasync.domain.events import MessageReceived
-from wasync.engines.simulator import Network, NetworkConfig
 from wasync.jobs import queries as queue
 from wasync.store.db import Database
 from wasync.store.sessions import ensure_session
 from wasync.sync.writer import GroupWriter
-
-
-def network_for(n_messages: int, seed: int) -> Network:
-    chats = max(10, min(5000, n_messages // 200))
-    return Network(
-        NetworkConfig(
-            seed=seed,
-            contacts=chats,
-            groups=max(1, chats // 5),
-            individual_chats=chats - max(1, chats // 5),
-            messages=n_messages,
-        )
-    )
 
 
 async def ingest(
