@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from wasync.config import Settings
-from wasync.engines.factory import ENGINE_NAMES, EngineFactory
+from wasync.engines.factory import ENGINE_NAMES, NETWORK_OPTIONS, EngineFactory
 from wasync.errors import ConfigError
 from wasync.files import secure_data_dir
 from wasync.store.db import Database, normalize_url
@@ -79,12 +79,7 @@ class EngineChoice:
     def options(self) -> dict[str, object] | None:
         if self.engine != "simulator":
             return None
-        return {
-            "seed": self.seed,
-            "scale": self.scale,
-            "lid_fraction": self.lid_fraction,
-            "late_mappings": self.late_mappings,
-        }
+        return {key: getattr(self, key) for key in NETWORK_OPTIONS}
 
     def settings_for(self, settings: Settings) -> Settings:
         """`settings` with this session's simulated identities (its network's shape)."""
