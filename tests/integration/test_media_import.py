@@ -93,8 +93,18 @@ def test_local_media_are_copied_into_the_database_once(db_url: str, tmp_path: Pa
 
 
 def test_nothing_to_import(db_url: str, tmp_path: Path) -> None:
+    make_sessions(db_url)  # a mirror with no media
     out = run_import(db_url, tmp_path / "empty")
     assert out == {"copied": 0, "bytesCopied": 0, "alreadyThere": 0, "skipped": []}
+
+
+def test_a_missing_mirror_is_refused_and_nothing_is_made(tmp_path: Path) -> None:
+    """A typo in --data-dir must not leave an empty database behind."""
+    typo = tmp_path / "dat"
+    result = runner.invoke(app, ["media", "import", "--data-dir", str(typo)])
+    assert result.exit_code == 1
+    assert "error:" in result.output and "Traceback" not in result.output
+    assert not typo.exists()
 
 
 def test_the_human_report(db_url: str, tmp_path: Path) -> None:

@@ -12,11 +12,11 @@ from wasync.commands.common import (
     DataDirOpt,
     console,
     err_console,
-    open_database,
     print_json,
     run_command,
     settings_from,
 )
+from wasync.commands.existing import open_existing_database
 
 app = typer.Typer(
     name="media",
@@ -46,7 +46,7 @@ def import_media(
 
     def body() -> None:
         settings = settings_from(data_dir, database)
-        db = open_database(settings)
+        db = open_existing_database(settings)
         try:
             with db.read() as conn:
                 sessions = [(row.name, row.id) for row in list_sessions(conn)]
