@@ -32,10 +32,9 @@ from pamqp import commands as spec
 from pamqp.header import ContentHeader
 from yarl import URL
 
-from wasync.delivery.envelope import body_of
 from wasync.delivery.streams.publisher import (
-    Envelope,
     Failed,
+    Outgoing,
     Published,
     Publisher,
     PublishResult,
@@ -76,14 +75,12 @@ class AmqpPublisher(Publisher[AmqpTarget]):
         )
         self._channel = await channel.get_underlay_channel()
 
-    async def _send(
-        self, envelopes: Sequence[Envelope], results: list[PublishResult | None]
-    ) -> None:
+    async def _send(self, items: Sequence[Outgoing], results: list[PublishResult | None]) -> None:
         assert self._channel is not None
         confirmations = await _publish_frames(
             self._channel,
             self.target.exchange,
-            [self._frames(e) for e in envelopes],
+            [self._frames(e) for e in items],
         )
         try:
             for i, confirmation in enumerate(confirmations):
@@ -99,17 +96,16 @@ class AmqpPublisher(Publisher[AmqpTarget]):
             for confirmation in confirmations:
                 confirmation.cancel()
 
-    def _frames(self, envelope: Envelope) -> tuple[str, bytes, spec.Basic.Properties]:
-        session, event = str(envelope["session"]), str(envelope["event"])
+    def _frames(self, item: Outgoing) -> tuple[str, bytes, spec.Basic.Properties]:
         properties = spec.Basic.Properties(
             content_type="application/json",
             delivery_mode=PERSISTENT,
-            message_id=str(envelope["id"]),
-            message_type=event,
+            message_id=item.id,
+            message_type=item.event,
             app_id="wasync",
-            timestamp=_timestamp(envelope.get("timestamp")),
+            timestamp=_timestamp(item.timestamp),
         )
-        return self.target.routing_key(session, event), body_of(dict(envelope)), properties
+        return self.target.routing_key(item.session, item.event), item.body, properties
 
     async def _disconnect(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None

@@ -21,10 +21,9 @@ import nats.js.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from wasync.delivery.envelope import body_of
 from wasync.delivery.streams.publisher import (
-    Envelope,
     Failed,
+    Outgoing,
     Published,
     Publisher,
     PublishResult,
@@ -81,19 +80,15 @@ class NatsPublisher(Publisher[NatsTarget]):
             duplicate_window=self.settings.nats_duplicate_window,
         )
 
-    async def _send(
-        self, envelopes: Sequence[Envelope], results: list[PublishResult | None]
-    ) -> None:
+    async def _send(self, items: Sequence[Outgoing], results: list[PublishResult | None]) -> None:
         js = self._js
         assert js is not None
         pending: list[tuple[int, asyncio.Future[Any]]] = []
         try:
-            for i, envelope in enumerate(envelopes):
-                subject = self.target.subject(str(envelope["session"]), str(envelope["event"]))
+            for i, item in enumerate(items):
+                subject = self.target.subject(item.session, item.event)
                 try:
-                    future = await js.publish_async(
-                        subject, body_of(dict(envelope)), headers={MSG_ID: str(envelope["id"])}
-                    )
+                    future = await js.publish_async(subject, item.body, headers={MSG_ID: item.id})
                 except nats.errors.MaxPayloadError as exc:
                     results[i] = Failed(f"nats: the event is too large ({exc})", permanent=True)
                     continue

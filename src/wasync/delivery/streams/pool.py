@@ -21,6 +21,7 @@ from wasync.delivery.streams.nats_publisher import NatsPublisher
 from wasync.delivery.streams.publisher import (
     Envelope,
     Failed,
+    Outgoing,
     Publisher,
     PublishResult,
     StreamSettings,
@@ -64,7 +65,7 @@ class Publishers:
         return publisher
 
     async def publish(
-        self, endpoint_id: int, url: str, envelopes: Sequence[Envelope]
+        self, endpoint_id: int, url: str, envelopes: Sequence[Envelope | Outgoing]
     ) -> list[PublishResult]:
         """`publish_many` on the endpoint's publisher; a bad URL fails every envelope for good."""
         try:

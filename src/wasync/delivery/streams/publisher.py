@@ -7,7 +7,9 @@ serialised: the events of one call go out in order on one connection, and a late
 call's events after them, which is what keeps each session's events in order on
 brokers that keep order.
 
-`publish_many(envelopes)` answers one result per envelope, in order:
+`publish_many(envelopes)` answers one result per envelope, in order (an envelope is
+a dict, or an `Outgoing`: the same fields with its body serialised already, as a
+stored log entry is):
 
 - `Published()`: the broker acknowledged it (JetStream ack, RabbitMQ confirm, XADD id);
 - `Failed(error)`: not acknowledged; retried later with back-off (down, refused,
@@ -30,11 +32,36 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
+from wasync.delivery.envelope import body_of
 from wasync.delivery.streams import targets
 
 log = logging.getLogger(__name__)
 
 Envelope = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One event as brokers take it: what they route and dedupe by, and the body."""
+
+    id: str
+    event: str
+    session: str
+    timestamp: float | None
+    body: bytes  # the envelope's JSON, exactly as sent
+
+    @classmethod
+    def of(cls, envelope: Envelope | Outgoing) -> Outgoing:
+        if isinstance(envelope, Outgoing):
+            return envelope
+        stamp = envelope.get("timestamp")
+        return cls(
+            id=str(envelope["id"]),
+            event=str(envelope["event"]),
+            session=str(envelope["session"]),
+            timestamp=float(stamp) if isinstance(stamp, int | float) else None,
+            body=body_of(dict(envelope)),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +101,11 @@ class Publisher(abc.ABC, Generic[T]):
         self._lock = asyncio.Lock()
         self._connected = False
 
-    async def publish_many(self, envelopes: Sequence[Envelope]) -> list[PublishResult]:
+    async def publish_many(self, envelopes: Sequence[Envelope | Outgoing]) -> list[PublishResult]:
         """Publish in order; one result per envelope (see the module docstring)."""
         if not envelopes:
             return []
+        items = [Outgoing.of(e) for e in envelopes]
         async with self._lock:
             self.last_used = time.monotonic()
             results: list[PublishResult | None] = [None] * len(envelopes)
@@ -87,7 +115,7 @@ class Publisher(abc.ABC, Generic[T]):
                     if not self._connected:
                         await self._connect()
                         self._connected = True
-                    await self._send(envelopes, results)
+                    await self._send(items, results)
             except TimeoutError:
                 failure = Failed(
                     f"{self.kind}: no acknowledgement from {self.shown} within "
@@ -129,10 +157,8 @@ class Publisher(abc.ABC, Generic[T]):
         """Open the connection and make sure the destination exists."""
 
     @abc.abstractmethod
-    async def _send(
-        self, envelopes: Sequence[Envelope], results: list[PublishResult | None]
-    ) -> None:
-        """Send every envelope, then fill `results[i]` as each is acknowledged or refused."""
+    async def _send(self, items: Sequence[Outgoing], results: list[PublishResult | None]) -> None:
+        """Send every item, then fill `results[i]` as each is acknowledged or refused."""
 
     @abc.abstractmethod
     async def _disconnect(self) -> None:

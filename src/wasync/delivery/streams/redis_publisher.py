@@ -19,10 +19,9 @@ import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from wasync.delivery.envelope import body_of
 from wasync.delivery.streams.publisher import (
-    Envelope,
     Failed,
+    Outgoing,
     Published,
     Publisher,
     PublishResult,
@@ -58,18 +57,16 @@ class RedisPublisher(Publisher[RedisTarget]):
         )
         await self._client.ping()
 
-    async def _send(
-        self, envelopes: Sequence[Envelope], results: list[PublishResult | None]
-    ) -> None:
+    async def _send(self, items: Sequence[Outgoing], results: list[PublishResult | None]) -> None:
         assert self._client is not None
         trim: dict[str, Any] = {"maxlen": self.maxlen, "approximate": True} if self.maxlen else {}
         pipe = self._client.pipeline(transaction=False)
-        for envelope in envelopes:
+        for item in items:
             fields = {
-                "id": str(envelope["id"]),
-                "event": str(envelope["event"]),
-                "session": str(envelope["session"]),
-                "envelope": body_of(dict(envelope)),
+                "id": item.id,
+                "event": item.event,
+                "session": item.session,
+                "envelope": item.body,
             }
             pipe.xadd(self.target.stream, fields, **trim)  # type: ignore[arg-type]
         answers = await pipe.execute(raise_on_error=False)
