@@ -224,7 +224,10 @@ class Settings(BaseSettings):
         "whole try, not per read).",
     )
     webhook_max_attempts: int = Field(
-        default=10, ge=1, description="Tries of a delivery before it is dead-lettered."
+        default=10,
+        ge=1,
+        description="Tries of a webhook or Discord delivery before it is dead-lettered "
+        "(events for a broker wait in its log until the broker takes them).",
     )
     webhook_retry_base: float = Field(
         default=5.0, ge=0, description="Seconds before a delivery's first retry (then doubling)."
@@ -272,8 +275,8 @@ class Settings(BaseSettings):
         default=500,
         ge=1,
         le=10_000,
-        description="Events of one broker endpoint published per round trip (claimed, sent "
-        "and marked done together).",
+        description="Events of one broker endpoint published per round trip (read from its "
+        "log, sent, and passed together).",
     )
     stream_nats_create: bool = Field(
         default=True,

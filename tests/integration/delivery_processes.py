@@ -20,6 +20,11 @@ from .webhooks_harness import FAST, avatar_data
 WASYNC = str(Path(sys.executable).parent / "wasync")
 
 
+def jid(i: int) -> str:
+    """The number of the i-th picture `enqueue_avatars` records."""
+    return f"55119999{i:05d}@s.whatsapp.net"
+
+
 async def enqueue_avatars(
     db: Database, tmp_path: Path, url: str, events: int, secret: str | None
 ) -> None:
@@ -34,9 +39,7 @@ async def enqueue_avatars(
     delivery.endpoints.invalidate()
     for i in range(events):
         with db.write() as conn:
-            outbox.record(
-                conn, sid, "avatar", avatar_data(f"55119999{i:05d}@s.whatsapp.net", str(i))
-            )
+            outbox.record(conn, sid, "avatar", avatar_data(jid(i), str(i)))
 
 
 def deliver(

@@ -1,10 +1,11 @@
 """A publisher killed mid-publish loses nothing, and repeats an event only with its id.
 
-A real `wasync webhooks deliver` process publishes a queue of events to a real broker;
-it is SIGKILLed while events are in flight, and a second process finishes the queue.
-Every event must have arrived; an event published by the killed process but never
-marked done in the database is published again with the same id, and JetStream's
-duplicate window (the id as `Nats-Msg-Id`) keeps even that from its consumers.
+A real `wasync webhooks deliver` process publishes an endpoint's log of events to a
+real broker; it is SIGKILLed while events are in flight, and a second process
+finishes the log. Every event must have arrived; an event published by the killed
+process but not yet passed in the database is published again with the same id, and
+JetStream's duplicate window (the id as `Nats-Msg-Id`) keeps even that from its
+consumers.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ import pytest
 from sqlalchemy import select
 
 from wasync.delivery.endpoints import DELIVERY_KINDS
-from wasync.jobs import queries as queue
+from wasync.delivery.hook import outbox_event
 from wasync.store.db import Database
-from wasync.store.schema import jobs
+from wasync.store.schema import jobs, stream_cursors, stream_events
 
 from .brokers import Destination, destination
-from .delivery_processes import deliver, enqueue_avatars
+from .delivery_processes import deliver, enqueue_avatars, jid
+from .webhooks_harness import avatar_data
 
 pytestmark = pytest.mark.slow
 
@@ -38,12 +40,16 @@ async def _arrived(dest: Destination) -> Counter[str]:
     return Counter(g.json()["id"] for g in await dest.received())
 
 
-def _sent_ids(db: Database) -> set[str]:
+def _published_ids(db: Database) -> set[str]:
+    """The ids of the events enqueued, once the log says every one is published."""
     with db.read() as conn:
-        rows = conn.execute(select(jobs).where(jobs.c.kind.in_(DELIVERY_KINDS)))
-        found = [queue.Job.from_row(r) for r in rows]
-    assert {j.state for j in found} == {"done"}
-    return {j.payload["envelope"]["id"] for j in found}
+        (head, sent), *_ = conn.execute(select(stream_cursors.c.head, stream_cursors.c.sent))
+        left = conn.execute(select(stream_events.c.seq)).all()
+        per_event = conn.execute(select(jobs.c.id).where(jobs.c.kind.in_(DELIVERY_KINDS))).all()
+    assert (head, sent, left, per_event) == (EVENTS, EVENTS, [], [])
+    return {
+        outbox_event("default", "avatar", avatar_data(jid(i), str(i))).id for i in range(EVENTS)
+    }
 
 
 @pytest.mark.parametrize("kind", ["nats", "rabbitmq", "redis"])
@@ -75,7 +81,7 @@ async def test_sigkill_mid_publish_loses_nothing(
         if first is not None and first.poll() is None:
             first.kill()
             first.communicate(timeout=30)
-        ids = _sent_ids(db)
+        ids = _published_ids(db)
         db.close()
     assert len(ids) == EVENTS
     assert set(after) == ids  # nothing lost

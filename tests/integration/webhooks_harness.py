@@ -13,10 +13,11 @@ from sqlalchemy import select
 from wasync.config import Settings
 from wasync.delivery import Delivery, DeliveryService, admin, delivery_of, install
 from wasync.delivery.endpoints import DELIVERY_KINDS, Endpoint
+from wasync.delivery.streams import log as stream_log
 from wasync.jobs import queries as queue
 from wasync.runtime import Runtime
 from wasync.store.db import Database
-from wasync.store.schema import jobs
+from wasync.store.schema import jobs, stream_cursors
 from wasync.store.sessions import ensure_session
 
 SECRET = "whsec_receiver-secret-0123456789"
@@ -58,8 +59,28 @@ class Harness:
                 stmt = stmt.where(jobs.c.state == state)
             return [queue.Job.from_row(r) for r in conn.execute(stmt.order_by(jobs.c.id))]
 
+    def pumps(self, state: str | None = None) -> list[queue.Job]:
+        """The broker endpoints' pump jobs."""
+        with self.db.read() as conn:
+            stmt = select(jobs).where(jobs.c.kind == stream_log.PUMP)
+            if state is not None:
+                stmt = stmt.where(jobs.c.state == state)
+            return [queue.Job.from_row(r) for r in conn.execute(stmt.order_by(jobs.c.id))]
+
+    def backlog(self) -> int:
+        """Events waiting in broker endpoints' logs."""
+        with self.db.read() as conn:
+            return sum(stream_log.backlog(conn).values())
+
+    def positions(self) -> dict[int, tuple[int, int]]:
+        """(head, sent) of each broker endpoint's log."""
+        with self.db.read() as conn:
+            rows = conn.execute(select(stream_cursors)).all()
+        return {r.endpoint_id: (r.head, r.sent) for r in rows}
+
     def settled(self) -> bool:
-        return not any(j.state in queue.PENDING for j in self.deliveries())
+        pending = [j for j in (*self.deliveries(), *self.pumps()) if j.state in queue.PENDING]
+        return not pending and self.backlog() == 0
 
 
 def avatar_data(jid: str, picture_id: str, sha256: str = "0" * 64) -> dict[str, Any]:

@@ -282,8 +282,9 @@ def deliver_command(
 
 
 async def _deliver(settings: Settings, *, until_idle: bool) -> int:
-    from wasync.delivery import install
+    from wasync.delivery import delivery_of, install
     from wasync.delivery.endpoints import DELIVERY_KINDS
+    from wasync.delivery.streams import log as stream_log
     from wasync.jobs import queries as queue
     from wasync.runtime import Runtime
 
@@ -296,10 +297,14 @@ async def _deliver(settings: Settings, *, until_idle: bool) -> int:
         loop.add_signal_handler(sig, stop.set)
     err_console.print(f"delivering webhooks from {runtime.db!r} (Ctrl-C to stop)")
 
+    kinds = (*DELIVERY_KINDS, stream_log.PUMP)
+
     def idle() -> bool:
         with runtime.db.read() as conn:
             counts = queue.counts(conn)
-        return all(counts.get(k, {}).get(s, 0) == 0 for k in DELIVERY_KINDS for s in queue.PENDING)
+            waiting = stream_log.backlog(conn)
+        pending = any(counts.get(k, {}).get(s, 0) for k in kinds for s in queue.PENDING)
+        return not pending and not waiting
 
     try:
         while not stop.is_set():
@@ -311,5 +316,8 @@ async def _deliver(settings: Settings, *, until_idle: bool) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         processed = sum(runtime.jobs.processed[k] for k in DELIVERY_KINDS)
+        found = delivery_of(runtime)
+        if found is not None and found[1].pump is not None:
+            processed += found[1].pump.published  # broker events, published by the pumps
         await runtime.stop()
     return processed

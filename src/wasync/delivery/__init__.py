@@ -1,8 +1,9 @@
-"""Delivery: signed webhooks and Discord, durable through the jobs table.
+"""Delivery: signed webhooks, Discord and event streams, durable through the database.
 
 `install(runtime)` wires it in: the transaction hook and the outbox listener turn
-committed changes into delivery jobs in the same transaction, and the delivery
-service sends them with retries. README: Webhooks.
+committed changes into delivery jobs (broker endpoints: log entries) in the same
+transaction, and the delivery service sends them with retries. README: Webhooks,
+Event streams.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from wasync.delivery.endpoints import DELIVERY_KINDS
+from wasync.delivery.streams.log import PUMP
 from wasync.delivery.worker import Delivery, DeliveryService
 
 if TYPE_CHECKING:
@@ -20,7 +22,6 @@ def install(runtime: Runtime) -> Delivery:
     delivery = Delivery(runtime.settings, runtime.db)
     runtime.add_hook(delivery.recorder)
     runtime.outbox.listen(delivery.recorder.on_outbox)
-    runtime.add_service(DeliveryService(delivery))
 
     def stats() -> dict[str, Any]:
         return {
@@ -28,8 +29,23 @@ def install(runtime: Runtime) -> Delivery:
             "recordingErrors": delivery.recorder.errors,
         }
 
+    service = DeliveryService(delivery)
+
+    def stream_stats() -> dict[str, Any]:
+        # Live figures of this process's pumps (called on the event loop: no I/O). The
+        # events waiting in the logs count as queued deliveries of their session.
+        pump = service.pump
+        return {
+            "endpoints": delivery.endpoints.size,
+            "published": pump.published if pump is not None else 0,
+            "deadLettered": pump.dead_lettered if pump is not None else 0,
+            "failedPublishes": pump.failed if pump is not None else 0,
+        }
+
     for kind in DELIVERY_KINDS:
         runtime.queue_stats[kind] = stats
+    runtime.queue_stats[PUMP] = stream_stats
+    runtime.add_service(service)
     return delivery
 
 

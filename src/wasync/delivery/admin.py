@@ -9,6 +9,7 @@ from sqlalchemy import Connection
 
 from wasync.delivery import endpoints as E
 from wasync.delivery.ssrf import Guard
+from wasync.delivery.streams import log as stream_log
 from wasync.errors import DomainError
 from wasync.jobs import queries as queue
 from wasync.store.db import Database
@@ -110,8 +111,14 @@ def list_deliveries(
 
 
 def delivery_counts(db: Database, session: str) -> dict[str, int]:
+    """Deliveries by state; events waiting in broker endpoints' logs count as queued."""
     with db.read() as conn:
-        return queue.state_counts(conn, E.DELIVERY_KINDS, get_session(conn, session).id)
+        counts = queue.state_counts(conn, E.DELIVERY_KINDS, get_session(conn, session).id)
+        ids = [e.id for e in E.list_all(conn, session) if E.is_broker(e.kind)]
+        waiting = sum(stream_log.backlog(conn, ids).values()) if ids else 0
+    if waiting:
+        counts[queue.JobState.QUEUED.value] = counts.get(queue.JobState.QUEUED.value, 0) + waiting
+    return counts
 
 
 def retry_deliveries(

@@ -22,6 +22,7 @@ from wasync.delivery import topics
 from wasync.delivery.http import redact_url
 from wasync.delivery.signing import new_secret
 from wasync.delivery.ssrf import Guard, InvalidURL, target_of
+from wasync.delivery.streams import log as stream_log
 from wasync.delivery.streams import targets as broker_targets
 from wasync.errors import DomainError
 from wasync.jobs import queries as queue
@@ -253,8 +254,12 @@ def remove(conn: Connection, endpoint_id: int) -> int:
 
 
 def cancel_pending(conn: Connection, endpoint_ids: list[int]) -> int:
-    """Drop queued (not running) deliveries to these endpoints."""
-    return queue.cancel_queued(conn, DELIVERY_KINDS, [str(i) for i in endpoint_ids])
+    """Drop queued (not running) deliveries to these endpoints: their jobs, and the
+    events waiting in a broker endpoint's log (its rows go with the endpoint's)."""
+    waiting = sum(stream_log.backlog(conn, endpoint_ids).values()) if endpoint_ids else 0
+    targets = [str(i) for i in endpoint_ids]
+    queue.cancel_queued(conn, (stream_log.PUMP,), targets)
+    return waiting + queue.cancel_queued(conn, DELIVERY_KINDS, targets)
 
 
 def replace_file_endpoints(conn: Connection, specs: list[EndpointSpec]) -> tuple[int, int]:

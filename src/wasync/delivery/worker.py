@@ -33,7 +33,10 @@ from wasync.delivery.hook import DeliveryRecorder
 from wasync.delivery.http import guarded_client
 from wasync.delivery.pictures import load_picture
 from wasync.delivery.ssrf import Guard, Resolver, parse_networks
+from wasync.delivery.streams import log as stream_log
 from wasync.delivery.streams.publisher import Failed, PublishResult, StreamSettings
+from wasync.delivery.streams.pump import ATTEMPTS as PUMP_ATTEMPTS
+from wasync.delivery.streams.pump import Pump
 from wasync.delivery.topics import PING
 from wasync.jobs import queries as queue
 from wasync.jobs.kinds import JobKind
@@ -138,6 +141,7 @@ class DeliveryService:
         self._flights: dict[int, set[asyncio.Task[list[Outcome]]]] = {}
         self.cancelled_tries = 0
         self._circuits: dict[int, Circuit] = {}  # by endpoint
+        self.pump: Pump | None = None
 
     async def start(self, runtime: Runtime) -> None:
         settings = self.delivery.settings
@@ -152,9 +156,36 @@ class DeliveryService:
         from wasync.delivery.streams.pool import Publishers
 
         self.publishers = Publishers(self.delivery.stream_settings())
+        # Brokers read their events from a log per endpoint, published by one pump job
+        # per endpoint (delivery/streams/pump.py); their per-event kinds below carry the
+        # dead letters a retry sends again.
+        self.pump = Pump(
+            self.delivery.db,
+            lambda: self.publishers,
+            self._circuit,
+            batch=settings.stream_batch,
+            dead_letter_attempts=settings.webhook_max_attempts,
+            retry_delay=settings.webhook_retry_base,
+        )
+        runtime.jobs.register(
+            JobKind(
+                stream_log.PUMP,
+                self.pump.run,
+                policy=RetryPolicy(
+                    max_attempts=PUMP_ATTEMPTS,
+                    base_delay=settings.webhook_retry_base,
+                    max_delay=settings.webhook_retry_max,
+                ),
+                lease_seconds=settings.webhook_lease_seconds,
+                concurrency=settings.webhook_concurrency,
+                per_session=False,
+                target_concurrency=1,
+                group="delivery",
+            )
+        )
         for kind in E.DELIVERY_KINDS:
-            # Brokers take many events per round trip: their jobs run in batches of one
-            # endpoint (one claim, one publish_many, one statement marking them done).
+            # A broker's dead letters, once retried, run in batches of one endpoint
+            # (one claim, one publish_many, one statement marking them done).
             broker = E.is_broker(kind)
             runtime.jobs.register(
                 JobKind(

@@ -35,6 +35,7 @@ from sqlalchemy import (
     case,
     delete,
     func,
+    insert,
     or_,
     select,
     text,
@@ -254,6 +255,85 @@ _ENQUEUE_MANY = Upsert(
     keys=("kind", "session_id", "unique_key"),
     index_where=_PENDING_PREDICATE,
 )
+
+
+def enqueue_unless_queued(
+    conn: Connection,
+    kind: str,
+    *,
+    target: str,
+    session_id: int | None,
+    payload: dict[str, Any] | None = None,
+    max_attempts: int = 10,
+    now: float | None = None,
+) -> bool:
+    """One job of `kind` for `target`, unless one is queued for it already.
+
+    For a job that works through whatever is waiting for its target when it runs (a
+    broker endpoint's pump): one queued is enough. A *running* one does not count: it
+    may be ending, having looked before the caller's work was committed. Callers
+    serialise on something of the target's (the stream cursor's row lock), so two
+    transactions cannot both see none queued and both add one.
+    """
+    now = time.time() if now is None else now
+    queued = conn.execute(
+        select(_j.id)
+        .where(_j.state == JobState.QUEUED.value, _j.kind == kind, _j.target == target)
+        .limit(1)
+    ).first()
+    if queued is not None:
+        return False
+    row = _row(
+        kind,
+        session_id,
+        None,
+        payload,
+        target=target,
+        run_at=now,
+        priority=0,
+        max_attempts=max_attempts,
+        now=now,
+    )
+    conn.execute(insert(jobs).values(row))
+    wakeups.enqueued(conn, kind, session_id)
+    return True
+
+
+def add_failed(
+    conn: Connection,
+    rows: Sequence[tuple[str, dict[str, Any], str]],
+    *,
+    kind: str,
+    session_id: int | None,
+    target: str,
+    max_attempts: int,
+    now: float | None = None,
+) -> int:
+    """Record work that failed for good outside the queue as dead letters of `kind`.
+
+    `rows` are (unique key, payload, error). They are listed, retried and
+    discarded like any failed job: a retry runs them through the kind's handler.
+    """
+    if not rows:
+        return 0
+    now = time.time() if now is None else now
+    values = []
+    for key, payload, error in rows:
+        row = _row(
+            kind,
+            session_id,
+            key,
+            payload,
+            target=target,
+            run_at=now,
+            priority=0,
+            max_attempts=max_attempts,
+            now=now,
+        )
+        row.update(state=JobState.FAILED.value, attempts=1, last_error=error, finished_at=now)
+        values.append(row)
+    conn.execute(insert(jobs), values)
+    return len(values)
 
 
 def hurry(

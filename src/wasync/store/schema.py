@@ -296,6 +296,44 @@ webhook_endpoints = Table(
     UniqueConstraint("session_name", "url"),
 )
 
+# Broker endpoints (NATS, RabbitMQ, Redis) read their events as a log instead of one
+# job per event: each endpoint's events are numbered 1, 2, 3... in commit order
+# (`head` is bumped under the cursor row's lock in the transaction that records
+# them), and the endpoint's pump publishes them in order from `sent`, then deletes
+# what was acknowledged. Reading a log position costs a range read, not two row
+# updates through the jobs table's indexes (delivery/streams/log.py).
+stream_cursors = Table(
+    "stream_cursors",
+    metadata,
+    Column(
+        "endpoint_id",
+        Integer,
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("head", BigInteger, nullable=False, server_default="0"),  # last number given
+    Column("sent", BigInteger, nullable=False, server_default="0"),  # all up to it are out
+    Column("updated_at", Float, nullable=False),
+)
+
+stream_events = Table(
+    "stream_events",
+    metadata,
+    Column(
+        "endpoint_id",
+        Integer,
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("session_id", Integer, ForeignKey("sessions.id", ondelete="CASCADE")),
+    Column("event_id", String, nullable=False),
+    Column("topic", String, nullable=False),
+    Column("body", Text, nullable=False),  # the envelope as sent (JSON)
+    Column("timestamp", Float, nullable=False),  # the envelope's
+    sqlite_with_rowid=False,  # rows live in the (endpoint, seq) order they are read in
+)
+
 # What the one-shot picture job last posted per destination and number, so that an
 # unchanged picture is not posted again.
 picture_posts = Table(

@@ -1,0 +1,166 @@
+"""A broker endpoint's events as a numbered log, and where its publishing stands.
+
+Webhooks take one job per event; a broker takes hundreds of events per round trip,
+and through the jobs table each of them cost a claim and a "done" write that moved
+its row in every index of the table. Here an endpoint's events are rows numbered
+1, 2, 3... (`stream_events`), and one row per endpoint (`stream_cursors`) says how
+far numbering (`head`) and publishing (`sent`) have gone. Publishing a batch is one
+range read, one publish, and one statement moving `sent` (plus a range delete of
+what it passed).
+
+Numbers follow commit order. `append` bumps `head` first, which locks the cursor row
+until the transaction ends (PostgreSQL; SQLite has one writer at a time anyway), so
+a transaction that commits later always has higher numbers: a pump reading up to
+`head` never skips a number that commits after it read.
+
+The pump (delivery/streams/pump.py) is a job of the `stream` kind, one queued per
+endpoint at most: `append` queues one unless one is queued already. A running pump
+does not count, since it may be finishing: before it ends it looks at `head` under
+the same row lock (`settle`), so either it sees the new events or the appender,
+coming after, sees no queued pump and queues one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, delete, func, select, update
+
+from wasync.jobs import queries as queue
+from wasync.store.schema import stream_cursors, stream_events
+from wasync.store.upsert import insert_for
+
+PUMP = "stream"  # the job kind of broker endpoints' pumps
+_c = stream_cursors.c
+_e = stream_events.c
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One event in an endpoint's log, as it is published."""
+
+    seq: int
+    session_id: int | None
+    event_id: str
+    topic: str
+    body: str  # the envelope's JSON, exactly as it is sent
+    timestamp: float  # the envelope's
+
+
+def append(
+    conn: Connection,
+    endpoint_id: int,
+    session_id: int | None,
+    entries: Sequence[tuple[str, str, str, float]],
+    *,
+    now: float | None = None,
+) -> int:
+    """Add (event id, topic, body, timestamp) entries to the endpoint's log, in this order, and
+    make sure its pump is queued. Call inside the transaction that made the events."""
+    if not entries:
+        return 0
+    now = time.time() if now is None else now
+    n = len(entries)
+    bump = insert_for(conn, stream_cursors).values(
+        endpoint_id=endpoint_id, head=n, sent=0, updated_at=now
+    )
+    head = conn.execute(
+        bump.on_conflict_do_update(
+            index_elements=["endpoint_id"],
+            set_={"head": stream_cursors.c.head + n, "updated_at": now},
+        ).returning(_c.head)
+    ).scalar_one()
+    first = head - n + 1
+    conn.execute(
+        stream_events.insert(),
+        [
+            {
+                "endpoint_id": endpoint_id,
+                "seq": first + i,
+                "session_id": session_id,
+                "event_id": event_id,
+                "topic": topic,
+                "body": body,
+                "timestamp": stamp,
+            }
+            for i, (event_id, topic, body, stamp) in enumerate(entries)
+        ],
+    )
+    queue.enqueue_unless_queued(conn, PUMP, target=str(endpoint_id), session_id=session_id, now=now)
+    return n
+
+
+def read(conn: Connection, endpoint_id: int, limit: int) -> tuple[int, list[Entry]]:
+    """Where publishing stands (`sent`) and the next `limit` entries after it.
+
+    One statement, so both come from one snapshot (PostgreSQL's READ COMMITTED takes
+    one per statement): a `sent` read before another pump moved it, next to rows read
+    after it deleted some, would send that pump back over numbers already out.
+    """
+    rows = conn.execute(
+        select(_c.sent, _e.seq, _e.session_id, _e.event_id, _e.topic, _e.body, _e.timestamp)
+        .join(stream_events, _e.endpoint_id == _c.endpoint_id)
+        .where(_c.endpoint_id == endpoint_id, _e.seq > _c.sent)
+        .order_by(_e.seq)
+        .limit(limit)
+    ).all()
+    if not rows:
+        sent = conn.execute(select(_c.sent).where(_c.endpoint_id == endpoint_id)).scalar()
+        return int(sent or 0), []
+    return int(rows[0].sent), [
+        Entry(r.seq, r.session_id, r.event_id, r.topic, r.body, r.timestamp) for r in rows
+    ]
+
+
+def read_after(conn: Connection, endpoint_id: int, seq: int, limit: int) -> list[Entry]:
+    """The next `limit` entries after number `seq` (the batch after one being sent)."""
+    rows = conn.execute(
+        select(_e.seq, _e.session_id, _e.event_id, _e.topic, _e.body, _e.timestamp)
+        .where(_e.endpoint_id == endpoint_id, _e.seq > seq)
+        .order_by(_e.seq)
+        .limit(limit)
+    )
+    return [Entry(r.seq, r.session_id, r.event_id, r.topic, r.body, r.timestamp) for r in rows]
+
+
+def advance(conn: Connection, endpoint_id: int, sent: int, to: int, *, now: float) -> bool:
+    """Move `sent` from `sent` to `to` and drop what it passed; False if someone else
+    moved it first (another node's pump: it published the same events, same ids)."""
+    moved = conn.execute(
+        update(stream_cursors)
+        .where(_c.endpoint_id == endpoint_id, _c.sent == sent)
+        .values(sent=to, updated_at=now)
+    ).rowcount
+    if moved != 1:
+        return False
+    conn.execute(delete(stream_events).where(_e.endpoint_id == endpoint_id, _e.seq <= to))
+    return True
+
+
+def settle(conn: Connection, endpoint_id: int, *, now: float) -> bool:
+    """Before a pump ends: is there more? Reads `head` under the cursor row's lock, so
+    an append still in flight is waited for. Numbers with no row left (their session
+    was deleted) are passed over."""
+    stmt = select(_c.head, _c.sent).where(_c.endpoint_id == endpoint_id)
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    found = conn.execute(stmt).one_or_none()
+    if found is None or found.head <= found.sent:
+        return False
+    left = conn.execute(
+        select(func.min(_e.seq)).where(_e.endpoint_id == endpoint_id, _e.seq > found.sent)
+    ).scalar()
+    if left is None:
+        advance(conn, endpoint_id, found.sent, found.head, now=now)
+        return False
+    return True
+
+
+def backlog(conn: Connection, endpoint_ids: Sequence[int] | None = None) -> dict[int, int]:
+    """Events waiting to be published, by endpoint (endpoints with none left out)."""
+    stmt = select(_c.endpoint_id, _c.head - _c.sent).where(_c.head > _c.sent)
+    if endpoint_ids is not None:
+        stmt = stmt.where(_c.endpoint_id.in_(list(endpoint_ids)))
+    return {int(r[0]): int(r[1]) for r in conn.execute(stmt)}
