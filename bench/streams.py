@@ -11,17 +11,18 @@ arrived:
   acks awaited per batch, aio-pika `Exchange.publish` gathered per batch, redis-py
   one pipeline per batch;
 - `wasync`: `Publisher.publish_many` per batch (the publisher alone);
-- `wasync_jobs`: the whole delivery path: the events queued as delivery jobs in a
-  fresh database (SQLite unless `--database`), then a runtime with the delivery
-  service started and timed until the consumer has them all: claims, publishes
-  and "done" writes through the jobs table, `WASYNC_STREAM_BATCH` events at a time.
+- `wasync_delivery`: the whole delivery path: the events recorded for a broker
+  endpoint in a fresh database (SQLite unless `--database`): appended to its log,
+  then a runtime with the delivery service started and timed until the consumer has
+  them all: the endpoint's pump reads `WASYNC_STREAM_BATCH` events at a time,
+  publishes them and moves the endpoint's position past them.
 
 Every variant has the same guarantees: JetStream acks with `Nats-Msg-Id`; RabbitMQ
 persistent messages with publisher confirms into a durable topic exchange; Redis
 `XADD ... MAXLEN ~`. The consumer is another process (started first, so that it
 counts from the first event); events/s = N / (last arrival - first publish).
 Each figure is the median of `--rounds` runs. Ratios compare `wasync` and
-`wasync_jobs` with both client variants. Prints one JSON object; a broker that does
+`wasync_delivery` with both client variants. Prints one JSON object; a broker that does
 not answer is reported as skipped.
 
     python bench/streams.py --events 20000 --batch 500 [--database postgresql://...]
@@ -288,10 +289,11 @@ async def wasync_publisher(kind: str, name: str, sent: list[dict[str, Any]], bat
         await publisher.close()
 
 
-async def wasync_jobs(
+async def wasync_delivery(
     kind: str, name: str, queued: list[Event], batch: int, database: str | None
 ) -> None:
-    """The delivery path: `queued` as jobs first, then a runtime delivering them."""
+    """The delivery path: `queued` recorded for an endpoint first, then a runtime
+    delivering them."""
     from wasync.delivery import admin, install
     from wasync.delivery.worker import Delivery
     from wasync.runtime import Runtime
@@ -362,7 +364,7 @@ async def run_once(
     database: str | None,
 ) -> float:
     name = f"bench{uuid.uuid4().hex[:10]}"
-    if kind == "nats" and variant in ("wasync", "wasync_jobs"):
+    if kind == "nats" and variant in ("wasync", "wasync_delivery"):
         # The publisher creates its stream on connect; make it now, as the client does,
         # so both start from the same state.
         import nats
@@ -374,8 +376,8 @@ async def run_once(
     try:
         if variant == "wasync":
             await wasync_publisher(kind, name, sent, batch)
-        elif variant == "wasync_jobs":
-            await wasync_jobs(kind, name, queued, batch, database)
+        elif variant == "wasync_delivery":
+            await wasync_delivery(kind, name, queued, batch, database)
         else:
             await CLIENTS[kind](name, sent, batch, variant == "client_loop")
         got = await asyncio.to_thread(consumer.result)
@@ -409,7 +411,7 @@ async def reachable(kind: str) -> str | None:
     return None
 
 
-VARIANTS = ("client_loop", "client_pipelined", "wasync", "wasync_jobs")
+VARIANTS = ("client_loop", "client_pipelined", "wasync", "wasync_delivery")
 
 
 async def bench(
@@ -426,7 +428,7 @@ async def bench(
         "events": len(sent),
         "batch": batch,
         "rounds": rounds,
-        "jobs_database": "postgresql" if database else "sqlite",
+        "delivery_database": "postgresql" if database else "sqlite",
         "envelope_bytes": round(statistics.mean(len(body_of(e)) for e in sent)),
         "brokers": {},
     }
@@ -442,7 +444,7 @@ async def bench(
         med = {k: statistics.median(v) for k, v in rates.items()}
         ratios = {
             f"{ours}_vs_{theirs}": round(med[ours] / med[theirs], 2)
-            for ours in ("wasync", "wasync_jobs")
+            for ours in ("wasync", "wasync_delivery")
             for theirs in ("client_loop", "client_pipelined")
             if ours in med and theirs in med
         }
@@ -464,7 +466,7 @@ def main() -> None:
         "--variants", default=",".join(VARIANTS), help="which ways to publish (default: all)"
     )
     parser.add_argument(
-        "--database", default=None, help="jobs database of `wasync_jobs` (default: SQLite)"
+        "--database", default=None, help="database of `wasync_delivery` (default: SQLite)"
     )
     parser.add_argument("--consume", nargs=3, metavar=("KIND", "NAME", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
