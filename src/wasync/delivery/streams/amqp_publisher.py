@@ -77,15 +77,20 @@ class AmqpPublisher(Publisher[AmqpTarget]):
 
     async def _send(self, items: Sequence[Outgoing], results: list[PublishResult | None]) -> None:
         assert self._channel is not None
-        confirmations = await _publish_frames(
+        confirmations, closed = await _publish_frames(
             self._channel,
             self.target.exchange,
             [self._frames(e) for e in items],
         )
         try:
             for i, confirmation in enumerate(confirmations):
+                if not confirmation.done():
+                    await asyncio.wait((confirmation, closed), return_when=asyncio.FIRST_COMPLETED)
+                    if not confirmation.done():
+                        closed.result()  # the channel's close reason
+                        raise aiormq.exceptions.ChannelInvalidStateError("the channel closed")
                 try:
-                    answer = await confirmation
+                    answer = confirmation.result()
                 except aiormq.exceptions.DeliveryError as exc:
                     answer = exc.frame
                 if isinstance(answer, spec.Basic.Ack):
@@ -93,6 +98,7 @@ class AmqpPublisher(Publisher[AmqpTarget]):
                 else:  # Nack or Reject: the broker could not take it now (e.g. a full disk)
                     results[i] = Failed(f"rabbitmq: {self.shown} refused the event ({answer!r})")
         finally:
+            closed.cancel()
             for confirmation in confirmations:
                 confirmation.cancel()
 
@@ -153,12 +159,16 @@ async def _publish_frames(
     channel: aiormq.abc.AbstractChannel,
     exchange: str,
     messages: Sequence[tuple[str, bytes, spec.Basic.Properties]],
-) -> list[asyncio.Future[Any]]:
-    """Publish many messages in one write; their confirmation futures, in order.
+) -> tuple[list[asyncio.Future[Any]], asyncio.Future[Any]]:
+    """Publish many messages in one write; their confirmation futures, in order, and
+    a future that fails when the channel or its connection closes.
 
     Mirrors `aiormq.Channel.basic_publish` (publisher-confirm mode, not mandatory)
     for a batch: each message takes the next delivery tag and registers its
-    confirmation before its frames are written, all under the channel's lock.
+    confirmation before its frames are written, all under the channel's lock. The
+    confirmations are plain futures, not kept in aiormq's future store (its
+    bookkeeping cost about a seventh of a batch): the one `closed` future, kept there,
+    is what aiormq rejects when the channel goes, and waiting stops on it.
     """
     ch: Any = channel
     if not ch.publisher_confirms:
@@ -169,12 +179,21 @@ async def _publish_frames(
         if ch.is_closed:
             raise aiormq.exceptions.ChannelInvalidStateError("the channel is closed")
         first_tag = ch.delivery_tag
+        closed = ch.create_future()
+        loop = asyncio.get_running_loop()
+        # One Publish method per routing key: pamqp validates the names of each one it
+        # makes, which cost more than the rest of a message (py-spy: 17% of a batch).
+        methods: dict[str, spec.Basic.Publish] = {}
         for routing_key, body, properties in messages:
             ch.delivery_tag += 1
-            confirmation = ch.create_future()
+            confirmation = loop.create_future()
             ch.confirmations[ch.delivery_tag] = confirmation
             confirmations.append(confirmation)
-            frames.append(spec.Basic.Publish(exchange=exchange, routing_key=routing_key))
+            method = methods.get(routing_key)
+            if method is None:
+                method = spec.Basic.Publish(exchange=exchange, routing_key=routing_key)
+                methods[routing_key] = method
+            frames.append(method)
             frames.append(ContentHeader(properties=properties, body_size=len(body)))
             frames.extend(ch._split_body(body))
         drained = ch.create_future()
@@ -189,6 +208,7 @@ async def _publish_frames(
             ch.delivery_tag = first_tag
             for confirmation in confirmations:
                 confirmation.cancel()
+            closed.cancel()
             raise
         await drained
-    return confirmations
+    return confirmations, closed

@@ -35,6 +35,7 @@ from wasync.store.upsert import insert_for
 PUMP = "stream"  # the job kind of broker endpoints' pumps
 _c = stream_cursors.c
 _e = stream_events.c
+_ENTRY = (_e.seq, _e.session_id, _e.event_id, _e.topic, _e.body, _e.timestamp)  # Entry's order
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +101,7 @@ def read(conn: Connection, endpoint_id: int, limit: int) -> tuple[int, list[Entr
     after it deleted some, would send that pump back over numbers already out.
     """
     rows = conn.execute(
-        select(_c.sent, _e.seq, _e.session_id, _e.event_id, _e.topic, _e.body, _e.timestamp)
+        select(_c.sent, *_ENTRY)
         .join(stream_events, _e.endpoint_id == _c.endpoint_id)
         .where(_c.endpoint_id == endpoint_id, _e.seq > _c.sent)
         .order_by(_e.seq)
@@ -109,20 +110,18 @@ def read(conn: Connection, endpoint_id: int, limit: int) -> tuple[int, list[Entr
     if not rows:
         sent = conn.execute(select(_c.sent).where(_c.endpoint_id == endpoint_id)).scalar()
         return int(sent or 0), []
-    return int(rows[0].sent), [
-        Entry(r.seq, r.session_id, r.event_id, r.topic, r.body, r.timestamp) for r in rows
-    ]
+    return int(rows[0][0]), [Entry(*r[1:]) for r in rows]
 
 
 def read_after(conn: Connection, endpoint_id: int, seq: int, limit: int) -> list[Entry]:
     """The next `limit` entries after number `seq` (the batch after one being sent)."""
     rows = conn.execute(
-        select(_e.seq, _e.session_id, _e.event_id, _e.topic, _e.body, _e.timestamp)
+        select(*_ENTRY)
         .where(_e.endpoint_id == endpoint_id, _e.seq > seq)
         .order_by(_e.seq)
         .limit(limit)
-    )
-    return [Entry(r.seq, r.session_id, r.event_id, r.topic, r.body, r.timestamp) for r in rows]
+    ).all()
+    return [Entry(*r) for r in rows]
 
 
 def advance(conn: Connection, endpoint_id: int, sent: int, to: int, *, now: float) -> bool:
