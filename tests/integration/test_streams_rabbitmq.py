@@ -153,3 +153,34 @@ async def test_a_cut_connection_fails_the_call_and_the_next_one_reconnects(
         finally:
             await publisher.close()
     assert len(await reader.read()) == 5
+
+
+async def test_a_channel_closed_under_a_batch_fails_it_at_once_and_the_next_redeclares(
+    server: str,
+) -> None:
+    """The broker closes the channel (its exchange was deleted meanwhile): the batch's
+    confirmations never come, and the call fails then, not at its deadline."""
+    import asyncio
+
+    import aio_pika
+
+    exchange = unique("wt")
+    publisher = publisher_for(amqp_endpoint(server, exchange), StreamSettings(timeout=120.0))
+    try:
+        assert await publisher.publish_many(envelopes(2)) == [Published()] * 2
+        connection = await aio_pika.connect(server)
+        try:
+            await (await connection.channel()).exchange_delete(exchange)
+        finally:
+            await connection.close()
+        async with asyncio.timeout(60):  # far below the 120 s deadline
+            down = await publisher.publish_many(envelopes(50))
+        assert all(isinstance(r, Failed) and not r.permanent for r in down), down[0]
+        assert await publisher.publish_many(envelopes(3)) == [Published()] * 3
+    finally:
+        await publisher.close()
+        connection = await aio_pika.connect(server)
+        try:
+            await (await connection.channel()).exchange_delete(exchange)
+        finally:
+            await connection.close()
