@@ -311,14 +311,16 @@ async def wasync_delivery(
     )
     db = Database(settings.resolved_database_url())
     db.migrate()
+    # A session of its own (its name is the run's): with --database, earlier runs'
+    # sessions and endpoints are in the same database, and must not get these events.
     try:
         delivery = Delivery(settings, db)
         with db.write() as conn:
-            ensure_session(conn, "bench", "simulator")
+            ensure_session(conn, name, "simulator")
         url = endpoint_url(kind, name)
-        await admin.add_endpoint(db, delivery.guard, "bench", url, ["message"])
+        await admin.add_endpoint(db, delivery.guard, name, url, ["message"])
         for start in range(0, len(queued), 5000):
-            delivery.enqueue("bench", queued[start : start + 5000])
+            delivery.enqueue(name, queued[start : start + 5000])
     finally:
         db.close()
     runtime = Runtime(settings)
@@ -330,6 +332,22 @@ async def wasync_delivery(
 
 
 _runtimes: dict[str, Any] = {}  # runtimes still delivering, stopped once counted
+
+
+def forget_session(database: str, name: str) -> None:
+    """Remove a run's endpoint (its log goes with it) and session from a --database."""
+    from sqlalchemy import delete
+
+    from wasync.store.db import Database
+    from wasync.store.schema import sessions, webhook_endpoints
+
+    db = Database(database)
+    try:
+        with db.write() as conn:
+            conn.execute(delete(webhook_endpoints).where(webhook_endpoints.c.session_name == name))
+            conn.execute(delete(sessions).where(sessions.c.name == name))
+    finally:
+        db.close()
 
 
 async def cleanup(kind: str, name: str) -> None:
@@ -385,7 +403,10 @@ async def run_once(
         consumer.proc.kill() if consumer.proc.poll() is None else None
         running = _runtimes.pop(name, None)
         if running is not None:
-            await running[0].stop()
+            runtime = running[0]
+            await runtime.stop()
+            if database is not None:
+                forget_session(database, name)
             shutil.rmtree(running[1], ignore_errors=True)
         await cleanup(kind, name)
     if got["count"] < len(sent):

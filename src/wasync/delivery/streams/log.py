@@ -100,16 +100,20 @@ def read(conn: Connection, endpoint_id: int, limit: int) -> tuple[int, list[Entr
     one per statement): a `sent` read before another pump moved it, next to rows read
     after it deleted some, would send that pump back over numbers already out.
     """
+    # `sent` as a scalar subquery, not a join: the planner then uses it as the bound of
+    # the index range (a join condition was a filter over every entry of the endpoint
+    # still in the index, dead ones included: on PostgreSQL each read of a 20,000-event
+    # log got slower as it emptied).
+    sent = select(_c.sent).where(_c.endpoint_id == endpoint_id).scalar_subquery()
     rows = conn.execute(
-        select(_c.sent, *_ENTRY)
-        .join(stream_events, _e.endpoint_id == _c.endpoint_id)
-        .where(_c.endpoint_id == endpoint_id, _e.seq > _c.sent)
+        select(sent, *_ENTRY)
+        .where(_e.endpoint_id == endpoint_id, _e.seq > sent)
         .order_by(_e.seq)
         .limit(limit)
     ).all()
     if not rows:
-        sent = conn.execute(select(_c.sent).where(_c.endpoint_id == endpoint_id)).scalar()
-        return int(sent or 0), []
+        now = conn.execute(select(_c.sent).where(_c.endpoint_id == endpoint_id)).scalar()
+        return int(now or 0), []
     return int(rows[0][0]), [Entry(*r[1:]) for r in rows]
 
 
@@ -134,7 +138,11 @@ def advance(conn: Connection, endpoint_id: int, sent: int, to: int, *, now: floa
     ).rowcount
     if moved != 1:
         return False
-    conn.execute(delete(stream_events).where(_e.endpoint_id == endpoint_id, _e.seq <= to))
+    # The range it passed only: below `sent` lie the index entries of rows deleted
+    # before (dead until vacuumed), which a delete from the start would walk again.
+    conn.execute(
+        delete(stream_events).where(_e.endpoint_id == endpoint_id, _e.seq > sent, _e.seq <= to)
+    )
     return True
 
 
