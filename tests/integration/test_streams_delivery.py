@@ -125,6 +125,7 @@ async def test_an_unreachable_broker_keeps_events_queued_then_delivers_them_all(
         assert "could not reach" in error or "within 1 s" in error or "closed" in error, error
         assert pump.run_at > now - 0.5  # backing off, not spinning
         assert h.backlog() == 20  # every event waits in the log, in order
+        await eventually(lambda: h.service.events_waiting() == 20)  # the dashboard's figure
         assert h.deliveries() == []  # none given up
         assert len(await arrived(dest)) == 5  # nothing got through meanwhile
 

@@ -32,10 +32,11 @@ def install(runtime: Runtime) -> Delivery:
     service = DeliveryService(delivery)
 
     def stream_stats() -> dict[str, Any]:
-        # Live figures of this process's pumps (called on the event loop: no I/O). The
-        # events waiting in the logs count as queued deliveries of their session.
+        # Live figures of this process's pumps, and the events waiting in every log
+        # (as last read: called on the event loop, so no I/O here).
         pump = service.pump
         return {
+            "eventsWaiting": service.events_waiting(),
             "endpoints": delivery.endpoints.size,
             "published": pump.published if pump is not None else 0,
             "deadLettered": pump.dead_lettered if pump is not None else 0,

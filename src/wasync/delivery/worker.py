@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REAP_INTERVAL = 30.0  # seconds between looks for broker connections to close
+BACKLOG_AGE = 2.0  # seconds the dashboard's count of events waiting for brokers is kept
 
 
 class Delivery:
@@ -142,6 +144,12 @@ class DeliveryService:
         self.cancelled_tries = 0
         self._circuits: dict[int, Circuit] = {}  # by endpoint
         self.pump: Pump | None = None
+        # Events waiting in the broker endpoints' logs, for the dashboard: read in a
+        # thread when asked for and older than BACKLOG_AGE (its figures are read on
+        # the event loop, which must not wait for the database).
+        self._backlog: int | None = None
+        self._backlog_read = -math.inf
+        self._backlog_task: asyncio.Task[None] | None = None
 
     async def start(self, runtime: Runtime) -> None:
         settings = self.delivery.settings
@@ -207,18 +215,39 @@ class DeliveryService:
         self._reaper.add_done_callback(_log_crash)
 
     async def stop(self) -> None:
-        for task in (self._watch, self._reaper):
+        for task in (self._watch, self._reaper, self._backlog_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._watch = self._reaper = None
+        self._watch = self._reaper = self._backlog_task = None
         if self.client is not None:
             await self.client.aclose()
             self.client = None
         if self.publishers is not None:
             await self.publishers.close_all()
             self.publishers = None
+
+    def events_waiting(self) -> int | None:
+        """The events waiting in broker endpoints' logs, as last read (None: not yet);
+        starts a new read when that is older than BACKLOG_AGE. Call on the loop."""
+        stale = time.monotonic() - self._backlog_read > BACKLOG_AGE
+        if stale and self._backlog_task is None:
+            self._backlog_task = asyncio.get_running_loop().create_task(self._read_backlog())
+        return self._backlog
+
+    async def _read_backlog(self) -> None:
+        def read() -> int:
+            with self.delivery.db.read() as conn:
+                return sum(stream_log.backlog(conn).values())
+
+        try:
+            self._backlog = await asyncio.to_thread(read)
+            self._backlog_read = time.monotonic()
+        except Exception as exc:
+            log.warning("streams: could not count the events waiting: %s", exc)
+        finally:
+            self._backlog_task = None
 
     async def session_added(self, handle: SessionHandle) -> None:
         pass

@@ -11,7 +11,7 @@
     avatar: "Profile pictures", avatars: "Profile pictures", history: "History", "history.backfill": "History backfill",
     "history.gapscan": "Gap scan", "history.gapfill": "Gap fill",
     webhook: "Webhooks", webhooks: "Webhooks", discord: "Discord", nats: "NATS", rabbitmq: "RabbitMQ",
-    redis: "Redis",
+    redis: "Redis", stream: "Event stream pumps",
   };
   // Worker figures by name: a label and a unit (the raw names are internal).
   const FIGURES = {
@@ -26,6 +26,10 @@
     none: ["Without a picture", "contacts"],
     endpoints: ["Endpoints", ""],
     recordingErrors: ["Events not recorded", "errors"],
+    eventsWaiting: ["Waiting for their broker", "events"],
+    published: ["Events published", "events"],
+    deadLettered: ["Events dead-lettered", "events"],
+    failedPublishes: ["Failed publishes", "tries"],
     outcomes: ["Outcomes", ""],
     error: ["Figures unavailable", "text"],
   };
