@@ -130,11 +130,12 @@ def _row(
     payload: dict[str, Any] | None,
     *,
     target: str | None,
-    run_at: float,
-    priority: int,
     max_attempts: int,
     now: float,
+    run_at: float | None = None,  # now
+    priority: int = 0,
 ) -> dict[str, Any]:
+    run_at = now if run_at is None else run_at
     return {
         "kind": kind,
         "session_id": session_id,
@@ -183,7 +184,7 @@ def enqueue(
         unique_key,
         payload,
         target=target,
-        run_at=now if run_at is None else run_at,
+        run_at=run_at,
         priority=priority,
         max_attempts=max_attempts,
         now=now,
@@ -283,17 +284,7 @@ def enqueue_unless_queued(
     ).first()
     if queued is not None:
         return False
-    row = _row(
-        kind,
-        session_id,
-        None,
-        payload,
-        target=target,
-        run_at=now,
-        priority=0,
-        max_attempts=max_attempts,
-        now=now,
-    )
+    row = _row(kind, session_id, None, payload, target=target, max_attempts=max_attempts, now=now)
     conn.execute(insert(jobs).values(row))
     wakeups.enqueued(conn, kind, session_id)
     return True
@@ -320,15 +311,7 @@ def add_failed(
     values = []
     for key, payload, error in rows:
         row = _row(
-            kind,
-            session_id,
-            key,
-            payload,
-            target=target,
-            run_at=now,
-            priority=0,
-            max_attempts=max_attempts,
-            now=now,
+            kind, session_id, key, payload, target=target, max_attempts=max_attempts, now=now
         )
         row.update(state=JobState.FAILED.value, attempts=1, last_error=error, finished_at=now)
         values.append(row)

@@ -302,15 +302,21 @@ webhook_endpoints = Table(
 # them), and the endpoint's pump publishes them in order from `sent`, then deletes
 # what was acknowledged. Reading a log position costs a range read, not two row
 # updates through the jobs table's indexes (delivery/streams/log.py).
-stream_cursors = Table(
-    "stream_cursors",
-    metadata,
-    Column(
+
+
+def _endpoint_fk() -> Column[int]:
+    return Column(
         "endpoint_id",
         Integer,
         ForeignKey("webhook_endpoints.id", ondelete="CASCADE"),
         primary_key=True,
-    ),
+    )
+
+
+stream_cursors = Table(
+    "stream_cursors",
+    metadata,
+    _endpoint_fk(),
     Column("head", BigInteger, nullable=False, server_default="0"),  # last number given
     Column("sent", BigInteger, nullable=False, server_default="0"),  # all up to it are out
     Column("updated_at", Float, nullable=False),
@@ -319,12 +325,7 @@ stream_cursors = Table(
 stream_events = Table(
     "stream_events",
     metadata,
-    Column(
-        "endpoint_id",
-        Integer,
-        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    _endpoint_fk(),
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("session_id", Integer, ForeignKey("sessions.id", ondelete="CASCADE")),
     Column("event_id", String, nullable=False),
