@@ -322,3 +322,15 @@ def _append_in_flight(db: Database) -> None:
             appender.commit()
             waiter.join(timeout=10)
     assert answer == [True]  # it saw the two new events: the pump goes on
+
+
+def test_a_log_left_without_a_pump_gets_one(db: Database) -> None:
+    sid, endpoint_id = make_endpoint(db)
+    append(db, endpoint_id, sid, 0, 3)
+    with db.write() as conn:
+        assert stream_log.requeue_stalled(conn) == []  # its pump is queued
+        conn.execute(jobs.delete())  # lost (discarded by hand, say)
+        assert stream_log.requeue_stalled(conn) == [endpoint_id]
+        assert stream_log.requeue_stalled(conn) == []
+    (pump,) = pumps(db, "queued")
+    assert pump.target == str(endpoint_id)

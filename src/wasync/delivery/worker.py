@@ -282,15 +282,22 @@ class DeliveryService:
 
     async def _reap_publishers(self) -> None:
         # Removed endpoints (by the CLI, another process, the config file) and idle
-        # ones give their broker connections back.
+        # ones give their broker connections back; a log left without a pump gets one.
         while True:
             await asyncio.sleep(REAP_INTERVAL)
             try:
                 await self._forget_removed_endpoints()
                 if self.publishers is not None:
                     await self.publishers.close_idle()
+                await asyncio.to_thread(self._requeue_stalled)
             except Exception:
                 log.exception("streams: closing unused broker connections failed")
+
+    def _requeue_stalled(self) -> None:
+        with self.delivery.db.write() as conn:
+            stalled = stream_log.requeue_stalled(conn)
+        if stalled:
+            log.warning("streams: events were waiting with no pump for endpoints %s", stalled)
 
     async def _watch_bus(self, runtime: Runtime) -> None:
         # Progress has its own roomy queue: a flood of messages on the bus must not

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, delete, func, select, update
 
 from wasync.jobs import queries as queue
-from wasync.store.schema import stream_cursors, stream_events
+from wasync.store.schema import jobs, stream_cursors, stream_events
 from wasync.store.upsert import insert_for
 
 PUMP = "stream"  # the job kind of broker endpoints' pumps
@@ -163,6 +163,25 @@ def settle(conn: Connection, endpoint_id: int, *, now: float) -> bool:
         advance(conn, endpoint_id, found.sent, found.head, now=now)
         return False
     return True
+
+
+def requeue_stalled(conn: Connection, *, now: float | None = None) -> list[int]:
+    """Queue a pump for every endpoint with events waiting and none queued or running;
+    which endpoints got one. A safety net, not the way pumps start (`append` queues
+    them): a pump job lost some other way (discarded by hand, say) would otherwise
+    leave its log waiting for the next event."""
+    waiting = backlog(conn)
+    if not waiting:
+        return []
+    pumped = set(
+        conn.execute(
+            select(jobs.c.target).where(jobs.c.kind == PUMP, jobs.c.state.in_(queue.PENDING))
+        ).scalars()
+    )
+    stalled = [e for e in sorted(waiting) if str(e) not in pumped]
+    for endpoint_id in stalled:
+        queue.enqueue_unless_queued(conn, PUMP, target=str(endpoint_id), session_id=None, now=now)
+    return stalled
 
 
 def backlog(conn: Connection, endpoint_ids: Sequence[int] | None = None) -> dict[int, int]:
