@@ -354,6 +354,20 @@ def test_two_nodes_storing_one_new_key_at_once(pg_schema_url: str) -> None:
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("start", "end"), [(0, None), (0, 1), (999, 1001), (1500, None), (2999, 3000), (10, 5000)]
+)
+def test_a_stream_from_a_byte_to_a_byte(store: MediaStore, start: int, end: int | None) -> None:
+    """What a Range request is served from, across chunk boundaries."""
+    data = os.urandom(3000)
+    store.put("messages/1/ab/r", data)
+    chunks = store.stream("messages/1/ab/r", 1000, start=start, end=end)
+    assert chunks is not None
+    parts = list(chunks)
+    assert b"".join(parts) == data[start:end]
+    assert all(0 < len(p) <= 1000 for p in parts)
+
+
 def test_a_postgresql_stream_holds_no_connection_between_chunks(pg_schema_url: str) -> None:
     """Each chunk is a short read: the object's deletion meanwhile ends the stream
     with an error rather than with other bytes, and a slow reader pins nothing."""

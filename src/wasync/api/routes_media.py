@@ -9,7 +9,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
-from wasync.api import reads
+from wasync.api import byte_ranges, reads
 from wasync.api import schemas as S
 from wasync.api.deps import Authenticated, get_control
 from wasync.api.errors import Conflict, NotFound
@@ -67,6 +67,8 @@ def _find(
             "content": {"*/*": {}},
             "description": "The media, served with its own mimetype (image/jpeg, audio/ogg, ...).",
         },
+        206: {"description": "The part a `Range: bytes=...` header asked for."},
+        416: {"description": "The range asked for starts past the end of the media."},
         **ERRORS,
     },
 )
@@ -117,8 +119,20 @@ async def get_media(
     # The database store: streamed chunk by chunk, never whole in memory.
     # Size first: a key's bytes never change (checked against the message's SHA-256).
     stored = await asyncio.to_thread(cache.store.stat, key)
-    chunks = await asyncio.to_thread(cache.store.stream, key)
-    if stored is None or chunks is None:  # removed in between (the session deleted)
+    if stored is None:  # removed in between (the session deleted)
         raise NotFound(f"message {message_id!r} has no stored media")
-    headers["Content-Length"] = str(stored.size)
-    return StreamingResponse(chunks, media_type=mimetype, headers=headers)
+    headers["Accept-Ranges"] = "bytes"
+    try:
+        wanted = byte_ranges.requested(request.headers.get("range"), stored.size)
+    except byte_ranges.Unsatisfiable as exc:
+        headers["Content-Range"] = exc.content_range
+        return Response(status_code=416, headers=headers)
+    start, end = (0, stored.size) if wanted is None else (wanted.start, wanted.end)
+    chunks = await asyncio.to_thread(cache.store.stream, key, start=start, end=end)
+    if chunks is None:
+        raise NotFound(f"message {message_id!r} has no stored media")
+    headers["Content-Length"] = str(end - start)
+    if wanted is None:
+        return StreamingResponse(chunks, media_type=mimetype, headers=headers)
+    headers["Content-Range"] = wanted.content_range
+    return StreamingResponse(chunks, status_code=206, media_type=mimetype, headers=headers)

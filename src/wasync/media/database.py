@@ -83,16 +83,21 @@ class DatabaseMediaStore:
         with self.db.read() as conn:
             return queries.object_data(conn, key)
 
-    def stream(self, key: str, chunk_size: int = CHUNK_BYTES) -> Iterator[bytes] | None:
+    def stream(
+        self, key: str, chunk_size: int = CHUNK_BYTES, *, start: int = 0, end: int | None = None
+    ) -> Iterator[bytes] | None:
         check_key(key)
         found = self.stat(key)
         if found is None:
             return None
+        stop = found.size if end is None else min(end, found.size)
         if self.db.is_sqlite:
-            return self._sqlite_chunks(found.sha256, chunk_size)
-        return self._chunks(found.sha256, found.size, chunk_size)
+            return self._sqlite_chunks(found.sha256, chunk_size, start, stop)
+        return self._chunks(found.sha256, start, stop, chunk_size)
 
-    def _sqlite_chunks(self, sha256: str, chunk_size: int) -> Iterator[bytes]:
+    def _sqlite_chunks(
+        self, sha256: str, chunk_size: int, start: int, stop: int
+    ) -> Iterator[bytes]:
         # One read transaction for the whole object (a WAL reader blocks no writer),
         # though it holds a reader connection while the client reads: a short read per
         # chunk, as on PostgreSQL, reopens the blob each time, and SQLite then walks its
@@ -104,18 +109,21 @@ class DatabaseMediaStore:
                 raise StoreError(f"media blob {sha256} is missing")
             raw = conn.connection.driver_connection
             with raw.blobopen("media_blobs", "data", rowid, readonly=True) as blob:  # type: ignore[union-attr]
-                while chunk := blob.read(chunk_size):
+                blob.seek(start)
+                left = stop - start
+                while left > 0 and (chunk := blob.read(min(chunk_size, left))):
+                    left -= len(chunk)
                     yield chunk
 
-    def _chunks(self, sha256: str, size: int, chunk_size: int) -> Iterator[bytes]:
+    def _chunks(self, sha256: str, start: int, stop: int, chunk_size: int) -> Iterator[bytes]:
         # A short read per chunk, not one transaction for the whole object: a slow
         # client would hold a pooled connection for as long as it takes. Blobs never
         # change (they are named by their bytes); one deleted meanwhile (its last key
         # deleted) ends the stream with an error, not with other bytes.
-        offset = 0
-        while offset < size:
+        offset = start
+        while offset < stop:
             with self.db.read() as conn:
-                chunk = queries.blob_chunk(conn, sha256, offset, chunk_size)
+                chunk = queries.blob_chunk(conn, sha256, offset, min(chunk_size, stop - offset))
             if not chunk:
                 raise StoreError(f"media blob {sha256} was deleted while it was read")
             yield chunk

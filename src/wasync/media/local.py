@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import shutil
 import tempfile
@@ -160,14 +161,19 @@ class LocalMediaStore:
     def exists(self, key: str) -> bool:
         return self._resolved(self._path(key)) is not None
 
-    def stream(self, key: str, chunk_size: int = CHUNK_BYTES) -> Iterator[bytes] | None:
+    def stream(
+        self, key: str, chunk_size: int = CHUNK_BYTES, *, start: int = 0, end: int | None = None
+    ) -> Iterator[bytes] | None:
         f = self._open(key)
         if f is None:
             return None
 
         def chunks() -> Iterator[bytes]:
             with f:
-                while chunk := f.read(chunk_size):
+                f.seek(start)
+                left = math.inf if end is None else max(0, end - start)
+                while left > 0 and (chunk := f.read(int(min(chunk_size, left)))):
+                    left -= len(chunk)
                     yield chunk
 
         return chunks()

@@ -58,8 +58,11 @@ class MediaStore(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
-    def stream(self, key: str, chunk_size: int = CHUNK_BYTES) -> Iterator[bytes] | None:
-        """The object's bytes chunk by chunk, or None when there is none."""
+    def stream(
+        self, key: str, chunk_size: int = CHUNK_BYTES, *, start: int = 0, end: int | None = None
+    ) -> Iterator[bytes] | None:
+        """The object's bytes [start, end) (end None: to the last) chunk by chunk, or
+        None when there is none."""
         ...
 
     def keys(self, prefix: str) -> list[str]: ...
