@@ -127,8 +127,8 @@ class Pump:
                     sent, entries = await asyncio.to_thread(self._read, endpoint_id)
                     continue
                 publishers = self.publishers()
-                if publishers is None:
-                    return Defer(time.time() + 1.0, "stopping")
+                if publishers is None:  # the service is stopping
+                    return Defer(time.time() + 1.0)
                 last = entries[-1].seq
                 following = asyncio.create_task(
                     asyncio.to_thread(self._read_after, endpoint_id, last)
@@ -170,8 +170,11 @@ class Pump:
                     return self._failed(endpoint.id, circuit, failure, progressed)
                 circuit.succeeded()
                 if time.monotonic() >= ends:
+                    # Taking turns with the other deliveries. No reason given: it is
+                    # not an error, and the dashboard lists the reasons jobs wait as
+                    # errors.
                     await _cancelled(following)
-                    return Defer(time.time(), "taking turns with the other deliveries")
+                    return Defer(time.time())
                 entries = await following
         finally:
             if advancing is not None:
