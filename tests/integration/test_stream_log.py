@@ -334,3 +334,26 @@ def test_a_log_left_without_a_pump_gets_one(db: Database) -> None:
         assert stream_log.requeue_stalled(conn) == []
     (pump,) = pumps(db, "queued")
     assert pump.target == str(endpoint_id)
+
+
+async def test_events_appended_while_the_last_batch_is_out_go_in_the_same_run(
+    db: Database,
+) -> None:
+    """The move past the last batch reads `head` under the cursor's lock: what was
+    appended meanwhile is seen, and published before the pump ends."""
+    sid, endpoint_id = make_endpoint(db)
+    append(db, endpoint_id, sid, 0, 3)
+    more = {"left": 2}
+    script = Script()
+
+    def answer(i: int, item: Outgoing) -> PublishResult:
+        if more["left"] and item.id == script.calls[-1][-1]:  # the end of a batch
+            more["left"] -= 1
+            n = len(script.sent)
+            append(db, endpoint_id, sid, n, 2)  # committed while the batch is out
+        return Published()
+
+    script.answer = answer
+    assert await pump_for(db, script, batch=10).run(job_of(db, endpoint_id)) == Done()
+    assert script.sent == [f"evt_{i}" for i in range(7)]
+    assert position(db, endpoint_id) == (7, 7)

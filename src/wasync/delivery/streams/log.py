@@ -16,8 +16,8 @@ a transaction that commits later always has higher numbers: a pump reading up to
 The pump (delivery/streams/pump.py) is a job of the `stream` kind, one queued per
 endpoint at most: `append` queues one unless one is queued already. A running pump
 does not count, since it may be finishing: before it ends it looks at `head` under
-the same row lock (`settle`), so either it sees the new events or the appender,
-coming after, sees no queued pump and queues one.
+the same row lock (as it moves `sent`, or with `settle`), so either it sees the new
+events or the appender, coming after, sees no queued pump and queues one.
 """
 
 from __future__ import annotations
@@ -128,22 +128,25 @@ def read_after(conn: Connection, endpoint_id: int, seq: int, limit: int) -> list
     return [Entry(*r) for r in rows]
 
 
-def advance(conn: Connection, endpoint_id: int, sent: int, to: int, *, now: float) -> bool:
-    """Move `sent` from `sent` to `to` and drop what it passed; False if someone else
-    moved it first (another node's pump: it published the same events, same ids)."""
-    moved = conn.execute(
+def advance(conn: Connection, endpoint_id: int, sent: int, to: int, *, now: float) -> int | None:
+    """Move `sent` from `sent` to `to` and drop what it passed. Answers the endpoint's
+    `head` as of the move, read under the cursor row's lock as `settle` reads it (a
+    pump that moved `sent` up to it may end), or None if someone else moved `sent`
+    first (another node's pump: it published the same events, with the same ids)."""
+    head = conn.execute(
         update(stream_cursors)
         .where(_c.endpoint_id == endpoint_id, _c.sent == sent)
         .values(sent=to, updated_at=now)
-    ).rowcount
-    if moved != 1:
-        return False
+        .returning(_c.head)
+    ).scalar()
+    if head is None:
+        return None
     # The range it passed only: below `sent` lie the index entries of rows deleted
     # before (dead until vacuumed), which a delete from the start would walk again.
     conn.execute(
         delete(stream_events).where(_e.endpoint_id == endpoint_id, _e.seq > sent, _e.seq <= to)
     )
-    return True
+    return int(head)
 
 
 def settle(conn: Connection, endpoint_id: int, *, now: float) -> bool:

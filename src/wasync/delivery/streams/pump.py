@@ -64,7 +64,9 @@ def outgoing(entry: stream_log.Entry, session: str) -> Outgoing:
     )
 
 
-async def _cancelled(task: asyncio.Task[Any]) -> None:
+async def _cancelled(task: asyncio.Task[Any] | None) -> None:
+    if task is None:
+        return
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
@@ -111,33 +113,38 @@ class Pump:
         ends = time.monotonic() + self.slice_seconds
         progressed = False
         sent, entries = await asyncio.to_thread(self._read, endpoint_id)
-        # The pipeline: while a batch is being published, the next one is read, and the
-        # position is moved past the batch before (each move waits for the one before).
-        advancing: asyncio.Task[bool] | None = None
+        # The pipeline: while a batch is being published, the next one is read (when
+        # the batch was full: a short one was the end), and the position is moved past
+        # the batch before (each move waits for the one before). A move answers the
+        # endpoint's `head` under its lock: at the end of the log, the last move says
+        # whether the pump may stop.
+        advancing: asyncio.Task[int | None] | None = None
         try:
             while True:
                 if not entries:
-                    if advancing is not None and not await advancing:
+                    if advancing is not None:
+                        head = await advancing
                         advancing = None
-                        sent, entries = await asyncio.to_thread(self._read, endpoint_id)
-                        continue
-                    advancing = None
-                    if not await asyncio.to_thread(self._settle, endpoint_id):
+                        if head is not None and head <= sent:
+                            return Done()
+                        # More came, or another pump moved the position: read on.
+                    elif not await asyncio.to_thread(self._settle, endpoint_id):
                         return Done()
                     sent, entries = await asyncio.to_thread(self._read, endpoint_id)
                     continue
                 publishers = self.publishers()
                 if publishers is None:  # the service is stopping
                     return Defer(time.time() + 1.0)
-                last = entries[-1].seq
-                following = asyncio.create_task(
-                    asyncio.to_thread(self._read_after, endpoint_id, last)
-                )
+                following: asyncio.Task[list[stream_log.Entry]] | None = None
+                if len(entries) >= self.batch:
+                    following = asyncio.create_task(
+                        asyncio.to_thread(self._read_after, endpoint_id, entries[-1].seq)
+                    )
                 items = [outgoing(e, endpoint.session) for e in entries]
                 try:
                     results = await publishers.publish(endpoint.id, endpoint.url, items)
                 except BaseException:
-                    following.cancel()
+                    await _cancelled(following)
                     raise
                 upto, acked, dead, failure = sent, 0, [], None
                 for entry, result in zip(entries, results, strict=True):
@@ -150,13 +157,14 @@ class Pump:
                     else:
                         failure = result
                         break
-                if advancing is not None and not await advancing:
-                    # Another pump moved the position: go on from where it is now.
+                if advancing is not None:
+                    moved = await advancing
                     advancing = None
-                    await _cancelled(following)
-                    sent, entries = await asyncio.to_thread(self._read, endpoint_id)
-                    continue
-                advancing = None
+                    if moved is None:
+                        # Another pump moved the position: go on from where it is now.
+                        await _cancelled(following)
+                        sent, entries = await asyncio.to_thread(self._read, endpoint_id)
+                        continue
                 if upto > sent:
                     advancing = asyncio.create_task(
                         asyncio.to_thread(self._advance, endpoint, sent, upto, dead)
@@ -175,7 +183,7 @@ class Pump:
                     # errors.
                     await _cancelled(following)
                     return Defer(time.time())
-                entries = await following
+                entries = [] if following is None else await following
         finally:
             if advancing is not None:
                 # The last move is this run's to make, even when it is being stopped.
@@ -221,11 +229,14 @@ class Pump:
         sent: int,
         upto: int,
         dead: list[tuple[stream_log.Entry, Failed]],
-    ) -> bool:
+    ) -> int | None:
+        """Move the position and record the dead letters; the head as of the move, or
+        None when another pump moved it first (it recorded what it was refused)."""
         now = time.time()
         with self.db.write() as conn:
-            if not stream_log.advance(conn, endpoint.id, sent, upto, now=now):
-                return False  # another pump moved it: it recorded what it refused
+            head = stream_log.advance(conn, endpoint.id, sent, upto, now=now)
+            if head is None:
+                return None
             by_session: dict[int | None, list[tuple[str, dict[str, Any], str]]] = {}
             for entry, failed in dead:
                 envelope = json.loads(entry.body)
@@ -246,4 +257,4 @@ class Pump:
                     max_attempts=self.dead_letter_attempts,
                     now=now,
                 )
-        return True
+        return head
