@@ -52,12 +52,14 @@ def _kill_when(
 ) -> int | None:
     """Start the command, SIGKILL it once `threshold` messages are stored; its exit code."""
     proc = _start(args, url)
-    deadline = time.monotonic() + 60
-    while proc.poll() is None and _count(db, chat) < threshold:
-        assert time.monotonic() < deadline, "the command made no progress"
-        time.sleep(0.003)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
+    try:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and _count(db, chat) < threshold:
+            assert time.monotonic() < deadline, "the command made no progress"
+            time.sleep(0.003)
+    finally:
+        proc.send_signal(signal.SIGKILL)  # also when the wait failed: nothing left running
+        proc.communicate()
     return proc.returncode
 
 

@@ -9,6 +9,7 @@ read-only one.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import weakref
 from collections.abc import Callable, Iterator
@@ -80,9 +81,20 @@ def _redacted(url: str) -> str:
 
 
 def _dispose(writer: Engine, reader: Engine) -> None:
-    writer.dispose()
-    if reader is not writer:
-        reader.dispose()
+    for engine in (writer,) if reader is writer else (writer, reader):
+        old = engine.pool
+        engine.dispose()
+        # A connection still checked out (a worker thread mid-transaction while the
+        # runtime stops) comes back to the old pool, which nobody uses any more: close
+        # it then, instead of leaving it to the garbage collector (which warns, and on
+        # PostgreSQL keeps the server connection until it runs).
+        event.listen(old, "checkin", _close_late)
+
+
+def _close_late(dbapi_connection: Any, _record: Any) -> None:
+    if dbapi_connection is not None:
+        with contextlib.suppress(Exception):  # broken already: gone either way
+            dbapi_connection.close()
 
 
 class Database:
