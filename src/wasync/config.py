@@ -236,7 +236,10 @@ class Settings(BaseSettings):
         default=300.0, ge=0, description="Longest wait between two tries of a delivery (seconds)."
     )
     webhook_concurrency: int = Field(
-        default=4, ge=1, description="Deliveries in flight at once, per process."
+        default=4,
+        ge=1,
+        description="Deliveries in flight at once, per process (broker endpoints' pumps "
+        "have as many slots again, their own).",
     )
     webhook_endpoint_concurrency: int = Field(
         default=2,

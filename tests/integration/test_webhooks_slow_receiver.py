@@ -96,3 +96,21 @@ async def test_an_endpoint_that_keeps_failing_is_left_alone_without_burning_trie
         assert 3 <= len(receiver.on("/down")) <= 4
         assert sum(j.attempts for j in of(down.id)) == len(receiver.on("/down"))
         assert all(j.state == "queued" for j in of(down.id))  # none dead-lettered
+
+
+async def test_an_endpoint_gets_its_own_number_of_tries_at_once(
+    db: Database, tmp_path: Path, receiver: WebhookReceiver
+) -> None:
+    """WASYNC_WEBHOOK_ENDPOINT_CONCURRENCY tries of one endpoint go at once, whatever
+    other kinds share the runner (a broker pump runs alone per endpoint: its cap must
+    not become the webhooks')."""
+    settings = {"webhook_timeout": 60.0, "webhook_endpoint_concurrency": 2}
+    async with started(db, tmp_path, **settings) as h:
+        held = await h.endpoint(receiver.script("/held", Script(delay=30.0)), ["avatar"])
+        for i in range(3):
+            h.record("avatar", avatar_data(f"5511222{i:04d}@s.whatsapp.net", str(i)))
+        # Two arrive while the first is still held (a cap of one: the second after 30 s).
+        await eventually(lambda: len(receiver.on("/held")) == 2, within=10)
+        assert len(receiver.on("/held")) == 2  # and not the third: the cap is two
+        admin.remove_endpoint(db, "default", held.id)
+        await h.service.endpoints_changed()  # its tries under way stop at once

@@ -187,8 +187,11 @@ class DeliveryService:
                 lease_seconds=settings.webhook_lease_seconds,
                 concurrency=settings.webhook_concurrency,
                 per_session=False,
+                # A budget of its own: a kind's cap per target is its budget's, and
+                # webhooks keep theirs (WASYNC_WEBHOOK_ENDPOINT_CONCURRENCY) while a
+                # pump runs alone per endpoint. Brokers and webhooks then never wait
+                # for each other's slots.
                 target_concurrency=1,
-                group="delivery",
             )
         )
         for kind in E.DELIVERY_KINDS:
