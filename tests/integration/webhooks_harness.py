@@ -70,7 +70,7 @@ class Harness:
     def backlog(self) -> int:
         """Events waiting in broker endpoints' logs."""
         with self.db.read() as conn:
-            return sum(stream_log.backlog(conn).values())
+            return stream_log.waiting(conn)
 
     def positions(self) -> dict[int, tuple[int, int]]:
         """(head, sent) of each broker endpoint's log."""

@@ -302,7 +302,7 @@ async def _deliver(settings: Settings, *, until_idle: bool) -> int:
     def idle() -> bool:
         with runtime.db.read() as conn:
             counts = queue.counts(conn)
-            waiting = stream_log.backlog(conn)
+            waiting = stream_log.waiting(conn)
         pending = any(counts.get(k, {}).get(s, 0) for k in kinds for s in queue.PENDING)
         return not pending and not waiting
 

@@ -115,7 +115,7 @@ def delivery_counts(db: Database, session: str) -> dict[str, int]:
     with db.read() as conn:
         counts = queue.state_counts(conn, E.DELIVERY_KINDS, get_session(conn, session).id)
         ids = [e.id for e in E.list_all(conn, session) if E.is_broker(e.kind)]
-        waiting = sum(stream_log.backlog(conn, ids).values()) if ids else 0
+        waiting = stream_log.waiting(conn, ids)
     if waiting:
         counts[queue.JobState.QUEUED.value] = counts.get(queue.JobState.QUEUED.value, 0) + waiting
     return counts

@@ -256,7 +256,7 @@ def remove(conn: Connection, endpoint_id: int) -> int:
 def cancel_pending(conn: Connection, endpoint_ids: list[int]) -> int:
     """Drop queued (not running) deliveries to these endpoints: their jobs, and the
     events waiting in a broker endpoint's log (its rows go with the endpoint's)."""
-    waiting = sum(stream_log.backlog(conn, endpoint_ids).values()) if endpoint_ids else 0
+    waiting = stream_log.waiting(conn, endpoint_ids)
     targets = [str(i) for i in endpoint_ids]
     queue.cancel_queued(conn, (stream_log.PUMP,), targets)
     return waiting + queue.cancel_queued(conn, DELIVERY_KINDS, targets)

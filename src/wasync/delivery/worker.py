@@ -242,7 +242,7 @@ class DeliveryService:
     async def _read_backlog(self) -> None:
         def read() -> int:
             with self.delivery.db.read() as conn:
-                return sum(stream_log.backlog(conn).values())
+                return stream_log.waiting(conn)
 
         try:
             self._backlog = await asyncio.to_thread(read)

@@ -1130,6 +1130,12 @@ def failed_recently(kind: str, session_id: int, key: Any, since: float) -> Colum
 # Housekeeping.
 
 
+def pending_targets(conn: Connection, kind: str) -> set[str]:
+    """The targets with a job of `kind` queued or running."""
+    stmt = select(_j.target).where(_j.kind == kind, _j.state.in_(PENDING))
+    return {t for t in conn.execute(stmt).scalars() if t is not None}
+
+
 def cancel_queued(conn: Connection, kinds: Sequence[str], targets: Sequence[str]) -> int:
     """Drop queued (not running) jobs of these targets; returns how many."""
     if not targets:

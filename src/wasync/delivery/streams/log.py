@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, delete, func, select, update
 
 from wasync.jobs import queries as queue
-from wasync.store.schema import jobs, stream_cursors, stream_events
+from wasync.store.schema import stream_cursors, stream_events
 from wasync.store.upsert import insert_for
 
 PUMP = "stream"  # the job kind of broker endpoints' pumps
@@ -176,11 +176,7 @@ def requeue_stalled(conn: Connection, *, now: float | None = None) -> list[int]:
     waiting = backlog(conn)
     if not waiting:
         return []
-    pumped = set(
-        conn.execute(
-            select(jobs.c.target).where(jobs.c.kind == PUMP, jobs.c.state.in_(queue.PENDING))
-        ).scalars()
-    )
+    pumped = queue.pending_targets(conn, PUMP)
     stalled = [e for e in sorted(waiting) if str(e) not in pumped]
     for endpoint_id in stalled:
         queue.enqueue_unless_queued(conn, PUMP, target=str(endpoint_id), session_id=None, now=now)
@@ -193,3 +189,10 @@ def backlog(conn: Connection, endpoint_ids: Sequence[int] | None = None) -> dict
     if endpoint_ids is not None:
         stmt = stmt.where(_c.endpoint_id.in_(list(endpoint_ids)))
     return {int(r[0]): int(r[1]) for r in conn.execute(stmt)}
+
+
+def waiting(conn: Connection, endpoint_ids: Sequence[int] | None = None) -> int:
+    """Events waiting to be published, in all (of these endpoints, or of every one)."""
+    if endpoint_ids is not None and not endpoint_ids:
+        return 0
+    return sum(backlog(conn, endpoint_ids).values())
