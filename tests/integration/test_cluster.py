@@ -26,7 +26,7 @@ from wasync.runtime import Runtime
 from wasync.store.db import Database
 from wasync.store.sessions import ensure_session
 
-from ..waiting import eventually
+from ..waiting import bounded, eventually
 
 pytestmark = pytest.mark.postgres
 
@@ -45,13 +45,13 @@ async def node(
     runtime = build_runtime(settings)
     control, _ = api_services(runtime)
     runtime.manager.engines = EngineFactory(settings, SimulatorOptions(seed=3))
-    await runtime.start()
+    await bounded(runtime.start(), 60, f"starting node {name}")
     try:
-        await runtime.manager.assign()
+        await bounded(runtime.manager.assign(), 60, f"node {name}'s first assignment")
         runtime.manager.run_in_background()
         yield runtime, control
     finally:
-        await runtime.stop()
+        await bounded(runtime.stop(), 60, f"stopping node {name}")
 
 
 def _sessions(url: str, names: list[str]) -> None:
