@@ -31,7 +31,7 @@ from wasync.store.sessions import ensure_session
 FROZEN = Path(__file__).resolve().parents[1] / "fixtures" / "migrations"
 SNAPSHOTS = sorted(p.name for p in FROZEN.iterdir() if p.is_dir())
 # The order they landed in (git log --reverse); the last is what is on main.
-LANDED = ["9d41d2a", "817be1a", "4547311", "4b7d5d4", "68d5180", "de2a621"]
+LANDED = ["9d41d2a", "817be1a", "4547311", "4b7d5d4", "68d5180", "de2a621", "47b39c5"]
 
 
 def build_with(db: Database, snapshot: str) -> None:
