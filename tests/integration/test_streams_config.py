@@ -16,9 +16,10 @@ from wasync.api.errors import install_error_handlers
 from wasync.api.routes_webhooks import router
 from wasync.cli import app
 from wasync.delivery import admin
+from wasync.delivery.streams import log as stream_log
 from wasync.errors import ConfigError
 from wasync.store.db import Database
-from wasync.store.sessions import ensure_session
+from wasync.store.sessions import ensure_session, get_session
 
 from .webhooks_harness import Harness, started
 
@@ -61,6 +62,30 @@ def test_the_command_line_adds_and_lists_brokers_masked(db: Database) -> None:
     assert code == 0 and PASSWORD not in out and NATS_TOKEN not in out
     # The stored URL keeps the credentials: publishing needs them.
     assert {e.url for e in admin.list_endpoints(db, "default")} == {AMQP, NATS, REDIS}
+
+    # Events waiting for the broker (no server runs here to publish them) are listed
+    # with their log: a count, since when, and the pump that will publish them.
+    with db.write() as conn:
+        sid = get_session(conn, "default").id
+        entries = [(f"evt_{i}", "message", "{}", 1_700_000_000.0 + i) for i in range(3)]
+        stream_log.append(conn, added["id"], sid, entries)
+    code, out, _ = cli(db, "webhooks", "deliveries", "--json")
+    listed = json.loads(out)
+    assert listed["counts"]["queued"] == 3 and listed["deliveries"] == []
+    assert listed["streams"] == [
+        {
+            "endpoint": added["id"],
+            "kind": "rabbitmq",
+            "waiting": 3,
+            "published": 0,
+            "oldestWaiting": 1_700_000_000.0,
+            "pump": "queued",
+            "nextTryAt": listed["streams"][0]["nextTryAt"],
+            "lastError": None,
+        }
+    ]
+    code, out, _ = cli(db, "webhooks", "deliveries")
+    assert code == 0 and "broker logs" in out and "2023-11-14 22:13:20 UTC" in out
 
 
 @pytest.mark.parametrize(

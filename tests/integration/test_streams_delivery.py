@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from wasync.delivery import admin
 from wasync.delivery.streams import log as stream_log
 from wasync.engines.simulator import Network, SimulatorEngine
 from wasync.store.db import Database
@@ -104,7 +105,7 @@ async def test_an_unreachable_broker_keeps_events_queued_then_delivers_them_all(
         started(db, tmp_path, **settings) as h,
         proxy_to(dest.server) as proxy,
     ):
-        await h.endpoint(dest.url(proxy.port), ["avatar"], secret=None)
+        endpoint = await h.endpoint(dest.url(proxy.port), ["avatar"], secret=None)
         for i in range(5):
             h.record("avatar", avatar_data(f"5511999990{i:03d}@s.whatsapp.net", f"a{i}"))
         await eventually(h.settled)
@@ -128,6 +129,22 @@ async def test_an_unreachable_broker_keeps_events_queued_then_delivers_them_all(
         await eventually(lambda: h.service.events_waiting() == 20)  # the dashboard's figure
         assert h.deliveries() == []  # none given up
         assert len(await arrived(dest)) == 5  # nothing got through meanwhile
+        # What `wasync webhooks deliveries` and the API show: the log, since when, why.
+        (log,) = admin.stream_standing(db, "default")
+        first_waiting = min(
+            (e for e in appended.values() if e["data"]["pictureId"] == "a5"),
+            key=lambda e: e["timestamp"],
+        )
+        # (The pump may be trying again right now: its state, time and error move.)
+        assert log["pump"] in ("queued", "running")
+        assert log["lastError"].startswith(f"{kind}: ")
+        assert {k: log[k] for k in ("endpoint", "kind", "waiting", "published")} == {
+            "endpoint": endpoint.id,
+            "kind": kind,
+            "waiting": 20,
+            "published": 5,
+        }
+        assert log["oldestWaiting"] == first_waiting["timestamp"]
 
         proxy.restore()
         await eventually(h.settled, within=60)

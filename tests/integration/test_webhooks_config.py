@@ -133,6 +133,7 @@ def test_the_command_line(db: Database) -> None:
     assert code == 0 and json.loads(out) == {
         "counts": {"queued": 0, "running": 0, "done": 0, "failed": 0},
         "deliveries": [],
+        "streams": [],
     }
     code, out, _ = cli(db, "webhooks", "ping", str(added["id"]))
     assert code == 0 and "queued ping evt_" in out

@@ -100,9 +100,34 @@ class DeliveryOut(_Model):
     updated_at: float
 
 
+class StreamOut(_Model):
+    endpoint: int
+    kind: str = Field(description="nats, rabbitmq or redis.")
+    waiting: int = Field(description="Events recorded for the broker and not yet acknowledged.")
+    published: int = Field(description="How many of the endpoint's events are out, in all.")
+    oldest_waiting: float | None = Field(
+        description="The timestamp of the oldest event waiting (null: none waits)."
+    )
+    pump: str | None = Field(
+        description="queued or running: the job publishing the log; null when it is empty."
+    )
+    next_try_at: float | None = Field(description="When a queued pump runs next.")
+    last_error: str | None = Field(
+        description="The pump's last failure (a broker away or refusing): kept until the log "
+        "is empty again."
+    )
+
+
 class DeliveryList(_Model):
-    counts: dict[str, int] = Field(description="The session's deliveries by state.")
+    counts: dict[str, int] = Field(
+        description="The session's deliveries by state; events waiting in broker endpoints' "
+        "logs count as queued."
+    )
     items: list[DeliveryOut]
+    streams: list[StreamOut] = Field(
+        description="Broker endpoints publish from a log rather than a job per event: where "
+        "each log stands."
+    )
 
 
 class RetriedOut(_Model):
@@ -203,6 +228,7 @@ async def list_deliveries(
                 endpoint_id=endpoint,
                 limit=limit,
             ),
+            "streams": admin.stream_standing(runtime.db, session, endpoint_id=endpoint),
         }
 
     return await asyncio.to_thread(read)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -216,12 +217,30 @@ def deliveries_command(
                 endpoint_id=endpoint_id,
                 limit=limit,
             )
+            streams = admin.stream_standing(db, session, endpoint_id=endpoint_id)
         finally:
             db.close()
         if as_json:
-            print_json({"counts": counts, "deliveries": rows})
+            print_json({"counts": counts, "deliveries": rows, "streams": streams})
             return
         console.print(" ".join(f"{k}: {v}" for k, v in counts.items()))
+        if streams:
+            # Broker endpoints publish from a log, not a job per event: its standing.
+            logs = Table("endpoint", "kind", "waiting", title="broker logs")
+            logs.add_column("oldest waiting", no_wrap=True)
+            logs.add_column("pump")
+            logs.add_column("last error")
+            for s in streams:
+                oldest = s["oldestWaiting"]
+                logs.add_row(
+                    str(s["endpoint"]),
+                    s["kind"],
+                    str(s["waiting"]),
+                    "" if oldest is None else _utc(oldest),
+                    s["pump"] or "",
+                    escape(s["lastError"] or ""),
+                )
+            console.print(logs)
         table = Table("job", "endpoint", "event", "state", "tries", "last error", title=state)
         for r in rows:
             table.add_row(
@@ -235,6 +254,10 @@ def deliveries_command(
         console.print(table)
 
     run_command(body)
+
+
+def _utc(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 @app.command("retry")

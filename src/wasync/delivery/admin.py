@@ -121,6 +121,37 @@ def delivery_counts(db: Database, session: str) -> dict[str, int]:
     return counts
 
 
+def stream_standing(
+    db: Database, session: str, *, endpoint_id: int | None = None
+) -> list[dict[str, Any]]:
+    """The session's broker endpoints' logs (or this one's): what waits, since when,
+    and why (the pump's last error: a broker that is away holds its events, in order)."""
+    with db.read() as conn:
+        brokers = {
+            e.id: e
+            for e in E.list_all(conn, session)
+            if E.is_broker(e.kind) and endpoint_id in (None, e.id)
+        }
+        logs = stream_log.standing(conn, list(brokers))
+        pumps = queue.pending_by_target(conn, stream_log.PUMP, [str(i) for i in brokers])
+    out = []
+    for log in logs:
+        pump = pumps.get(str(log.endpoint_id))
+        out.append(
+            {
+                "endpoint": log.endpoint_id,
+                "kind": brokers[log.endpoint_id].kind,
+                "waiting": log.waiting,
+                "published": log.sent,
+                "oldestWaiting": log.oldest,
+                "pump": pump.state if pump is not None else None,
+                "nextTryAt": pump.run_at if pump is not None and pump.state == "queued" else None,
+                "lastError": pump.last_error if pump is not None else None,
+            }
+        )
+    return out
+
+
 def retry_deliveries(
     db: Database, session: str, job_ids: list[int] | None = None
 ) -> tuple[int, list[int]]:

@@ -1136,6 +1136,18 @@ def pending_targets(conn: Connection, kind: str) -> set[str]:
     return {t for t in conn.execute(stmt).scalars() if t is not None}
 
 
+def pending_by_target(conn: Connection, kind: str, targets: Sequence[str]) -> dict[str, Job]:
+    """The queued or running job of `kind` of each of these targets (the newest one)."""
+    if not targets:
+        return {}
+    stmt = (
+        select(jobs)
+        .where(_j.kind == kind, _j.state.in_(PENDING), _j.target.in_(list(targets)))
+        .order_by(_j.id)
+    )
+    return {str(job.target): job for job in map(Job.from_row, conn.execute(stmt))}
+
+
 def cancel_queued(conn: Connection, kinds: Sequence[str], targets: Sequence[str]) -> int:
     """Drop queued (not running) jobs of these targets; returns how many."""
     if not targets:

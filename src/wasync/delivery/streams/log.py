@@ -191,6 +191,43 @@ def backlog(conn: Connection, endpoint_ids: Sequence[int] | None = None) -> dict
     return {int(r[0]): int(r[1]) for r in conn.execute(stmt)}
 
 
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """Where an endpoint's log stands: what is waiting, and since when."""
+
+    endpoint_id: int
+    head: int  # the last number given
+    sent: int  # everything up to it is out
+    oldest: float | None  # the envelope timestamp of the first event waiting
+
+    @property
+    def waiting(self) -> int:
+        return self.head - self.sent
+
+
+def standing(conn: Connection, endpoint_ids: Sequence[int]) -> list[Standing]:
+    """The logs of these endpoints (those that ever had an event), by endpoint."""
+    if not endpoint_ids:
+        return []
+    found = conn.execute(
+        select(_c.endpoint_id, _c.head, _c.sent)
+        .where(_c.endpoint_id.in_(list(endpoint_ids)))
+        .order_by(_c.endpoint_id)
+    ).all()
+    out = []
+    for endpoint_id, head, sent in found:
+        oldest = None
+        if head > sent:  # one index seek: the first entry after `sent`
+            oldest = conn.execute(
+                select(_e.timestamp)
+                .where(_e.endpoint_id == endpoint_id, _e.seq > sent)
+                .order_by(_e.seq)
+                .limit(1)
+            ).scalar()
+        out.append(Standing(int(endpoint_id), int(head), int(sent), oldest))
+    return out
+
+
 def waiting(conn: Connection, endpoint_ids: Sequence[int] | None = None) -> int:
     """Events waiting to be published, in all (of these endpoints, or of every one)."""
     if endpoint_ids is not None and not endpoint_ids:
