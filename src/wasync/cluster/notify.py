@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 
 Callback = Callable[[str], None]
 RECONNECT_MAX = 10.0  # seconds between attempts to get the listening connection back
+# psycopg waits 130 s for a connection by default: a notification is a hint, and a
+# node that cannot connect within this retries (listening) or gives the hint up (sending).
+CONNECT_TIMEOUT = 10
 
 
 def libpq_url(sqlalchemy_url: str) -> str:
@@ -81,7 +84,9 @@ class Notifier:
                     return  # notifications are hints: the rows they point to stay
                 try:
                     if self._sender is None or self._sender.closed:
-                        sender = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
+                        sender = await psycopg.AsyncConnection.connect(
+                            self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT
+                        )
                         if self._stopped:  # stopped while connecting
                             await sender.close()
                             return
@@ -106,7 +111,9 @@ class Notifier:
         first = True
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
+                async with await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT
+                ) as conn:
                     for channel in self._callbacks:
                         await conn.execute(f'LISTEN "{channel}"')
                     self._listening.set()

@@ -101,8 +101,11 @@ class Presence:
         """`connection` of `account` is up: it is the account's current one now."""
         await asyncio.to_thread(self.registry.claim, account, connection)
         self._mine[connection] = (account, replaced)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._watch())
+        loop = asyncio.get_running_loop()
+        # One watcher per loop: a process that ran an earlier loop (tests, a command
+        # calling asyncio.run twice) left a task that will never run again.
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            self._task = loop.create_task(self._watch())
 
     def gone(self, connection: str) -> None:
         """`connection` closed (disconnect, logout, close): nothing to watch any more."""
