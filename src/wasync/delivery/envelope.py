@@ -12,11 +12,12 @@ every retry sends the same body.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
+
+from wasync import jsonbytes
 
 
 def fact_id(session: str, topic: str, *identity: object) -> str:
@@ -56,4 +57,4 @@ class Event:
 
 def body_of(envelope: dict[str, Any]) -> bytes:
     """The exact bytes that are signed and sent."""
-    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
+    return jsonbytes.dumps(envelope)

@@ -45,6 +45,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
+from wasync import jsonbytes
 from wasync.jobs import wakeups
 from wasync.jobs.policy import RetryDecision
 from wasync.store.schema import jobs
@@ -112,7 +113,7 @@ class Job:
 
 
 def _dump(payload: dict[str, Any] | None) -> str:
-    return json.dumps(payload or {}, separators=(",", ":"), sort_keys=True)
+    return jsonbytes.dumps(payload or {}, sort_keys=True).decode()
 
 
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
