@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -16,6 +15,7 @@ from wasync.commands.common import (
     print_json,
     run_command,
     settings_from,
+    utc_time,
 )
 from wasync.commands.existing import open_existing_database
 
@@ -60,9 +60,7 @@ def status(
                     node["address"] or "",
                     ", ".join(node["sessions"]) or "-",
                     f"{now - node['heartbeatAt']:.0f} s ago",
-                    datetime.fromtimestamp(started, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-                    if started
-                    else "",
+                    utc_time(started) if started else "",
                 )
             console.print(table)
         for session, holder in view["holders"].items():

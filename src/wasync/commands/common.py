@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -61,6 +62,11 @@ def with_identities(
     if late_mappings is not None:
         changes["simulator_late_mappings"] = late_mappings
     return settings.model_copy(update=changes) if changes else settings
+
+
+def utc_time(timestamp: float) -> str:
+    """A moment as the commands print it: `2024-05-01 12:00:00 UTC`."""
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def print_json(value: Any) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -21,6 +20,7 @@ from wasync.commands.common import (
     print_json,
     run_command,
     settings_from,
+    utc_time,
 )
 from wasync.commands.existing import open_existing_database
 from wasync.config import Settings
@@ -236,7 +236,7 @@ def deliveries_command(
                     str(s["endpoint"]),
                     s["kind"],
                     str(s["waiting"]),
-                    "" if oldest is None else _utc(oldest),
+                    "" if oldest is None else utc_time(oldest),
                     s["pump"] or "",
                     escape(s["lastError"] or ""),
                 )
@@ -254,10 +254,6 @@ def deliveries_command(
         console.print(table)
 
     run_command(body)
-
-
-def _utc(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 @app.command("retry")

@@ -134,6 +134,7 @@ def stream_standing(
         }
         logs = stream_log.standing(conn, list(brokers))
         pumps = queue.pending_by_target(conn, stream_log.PUMP, [str(i) for i in brokers])
+    queued = queue.JobState.QUEUED.value
     out = []
     for log in logs:
         pump = pumps.get(str(log.endpoint_id))
@@ -145,7 +146,7 @@ def stream_standing(
                 "published": log.sent,
                 "oldestWaiting": log.oldest,
                 "pump": pump.state if pump is not None else None,
-                "nextTryAt": pump.run_at if pump is not None and pump.state == "queued" else None,
+                "nextTryAt": pump.run_at if pump is not None and pump.state == queued else None,
                 "lastError": pump.last_error if pump is not None else None,
             }
         )

@@ -294,7 +294,7 @@ class DeliveryService:
                     await self.publishers.close_idle()
                 await asyncio.to_thread(self._requeue_stalled)
             except Exception:
-                log.exception("streams: closing unused broker connections failed")
+                log.exception("streams: housekeeping (unused connections, stalled logs) failed")
 
     def _requeue_stalled(self) -> None:
         with self.delivery.db.write() as conn:

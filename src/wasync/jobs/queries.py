@@ -1131,12 +1131,6 @@ def failed_recently(kind: str, session_id: int, key: Any, since: float) -> Colum
 # Housekeeping.
 
 
-def pending_targets(conn: Connection, kind: str) -> set[str]:
-    """The targets with a job of `kind` queued or running."""
-    stmt = select(_j.target).where(_j.kind == kind, _j.state.in_(PENDING))
-    return {t for t in conn.execute(stmt).scalars() if t is not None}
-
-
 def pending_by_target(conn: Connection, kind: str, targets: Sequence[str]) -> dict[str, Job]:
     """The queued or running job of `kind` of each of these targets (the newest one)."""
     if not targets:

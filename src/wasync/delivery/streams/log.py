@@ -176,7 +176,7 @@ def requeue_stalled(conn: Connection, *, now: float | None = None) -> list[int]:
     waiting = backlog(conn)
     if not waiting:
         return []
-    pumped = queue.pending_targets(conn, PUMP)
+    pumped = queue.pending_by_target(conn, PUMP, [str(e) for e in waiting])
     stalled = [e for e in sorted(waiting) if str(e) not in pumped]
     for endpoint_id in stalled:
         queue.enqueue_unless_queued(conn, PUMP, target=str(endpoint_id), session_id=None, now=now)
