@@ -19,6 +19,7 @@ from wasync.store.db import Database
 
 KEY = "cluster-test-key-0123456789"
 HEADERS = {"X-Api-Key": KEY}
+LOG_TAIL = 60  # lines of each node's log shown when a test fails
 
 
 def wait_for(cond: Callable[[], bool], within: float, what: str, step: float = 0.1) -> float:
@@ -135,5 +136,12 @@ def cluster(url: str, root: Path, **env: str) -> Iterator[Cluster]:
     found = Cluster(url, root, base)
     try:
         yield found
+    except BaseException:
+        # What each node was doing (the test timeout too raises here): a failure of
+        # several processes is read in their logs.
+        for node in found.nodes.values():
+            tail = "".join(node.server.lines[-LOG_TAIL:])
+            print(f"--- node {node.name} (pid {node.pid}), its last {LOG_TAIL} lines:\n{tail}")
+        raise
     finally:
         found.stop_all()
